@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rslab: out-of-tree Rust-for-Linux slab allocator modules.
+#
+#   make            build the modules against $(KDIR)
+#   make run        set up if needed, boot the VM, load the modules, show what they do
+#   make check      every test: host checks, then the suite inside the VM
+#   make shell      an interactive shell in the VM, the modules' tree mounted
+#   make clean      remove build outputs
+#
+# KDIR defaults to the kernel that scripts/setup builds and caches (under
+# $(RSLAB_CACHE)); that kernel is built with LLVM=$(RSLAB_LLVM), and modules
+# must use the same toolchain as their kernel. Pass KDIR=<build tree> (and
+# LLVM=1 if it was built with LLVM) to build against another Rust-enabled tree.
+
+RSLAB_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rslab
+-include $(RSLAB_CACHE)/env.mk
+
+ifeq ($(origin KDIR),undefined)
+KDIR := $(RSLAB_CACHE)/kernel-default
+LLVM ?= $(RSLAB_LLVM)
+KMAKE_ENV := RUST_LIB_SRC=$(RUST_LIB_SRC) LIBCLANG_PATH=$(LIBCLANG_PATH) PATH=$(RSLAB_BINDIR):$(PATH)
+endif
+
+KMAKE = $(KMAKE_ENV) $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(LLVM),LLVM=$(LLVM))
+VM_RUN := scripts/vm-run
+SELFTESTS := tools/testing/selftests/rslab
+RUST_SOURCES = $(shell git ls-files --cached --others --exclude-standard -- '*.rs' 2>/dev/null)
+
+.PHONY: all modules setup run check check-host check-vm fmt shell clean help
+
+all: modules
+
+modules:
+	@test -e $(KDIR)/Makefile || { echo "No kernel build tree at $(KDIR): run scripts/setup (or make run), or pass KDIR=" >&2; exit 1; }
+	$(KMAKE) modules
+
+setup:
+	scripts/setup
+
+run: setup
+	$(MAKE) modules
+	$(VM_RUN) --timeout 300 -- scripts/demo
+
+# Host checks: formatting, then a from-scratch build with clippy on and every
+# warning an error (clippy-driver also produces the objects the VM loads).
+check-host: setup
+	$(MAKE) fmt
+	$(MAKE) clean
+	$(MAKE) modules CLIPPY=1 KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings
+
+check-vm: setup
+	$(VM_RUN) --timeout 600 --expect-verdict -- $(SELFTESTS)/run_tests.sh
+
+check: check-host
+	$(MAKE) check-vm
+
+fmt:
+	@test -e $(KDIR)/source/.rustfmt.toml || { echo "No kernel source at $(KDIR)/source: run scripts/setup" >&2; exit 1; }
+	rustfmt --check --edition 2021 --config-path $(KDIR)/source/.rustfmt.toml $(RUST_SOURCES)
+
+shell: setup
+	$(MAKE) modules
+	$(VM_RUN) --interactive
+
+clean:
+	@if test -e $(KDIR)/Makefile; then $(KMAKE) clean; fi
+	rm -rf build
+
+help:
+	@sed -n '3,15p' Makefile

@@ -1,0 +1,30 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The last test of a suite run: since the suite started (the mark that
+# run_tests.sh put in the kernel log, RSLAB_SUITE_MARK), the kernel logged no
+# BUG, WARNING, Oops or sanitizer report, and the kernel is tainted by nothing
+# but out-of-tree modules (O) and KUnit having run (N).
+
+source "$(dirname "$0")/ktap_helpers.sh"
+
+TAINT_OOT_MODULE=$((1 << 12))
+TAINT_TEST=$((1 << 18))
+
+test_no_reports() {
+	[ -n "${RSLAB_SUITE_MARK:-}" ] || { echo "RSLAB_SUITE_MARK is not set"; return 1; }
+	! kmsg_since "$RSLAB_SUITE_MARK" | grep -E "$RSLAB_REPORT_RE"
+}
+
+test_taint() {
+	local taint
+	taint=$(cat /proc/sys/kernel/tainted)
+	echo "tainted=$taint"
+	[ $((taint & ~(TAINT_OOT_MODULE | TAINT_TEST))) -eq 0 ]
+}
+
+ktap_header
+ktap_plan 2
+ktap_test "no BUG/WARNING/Oops/sanitizer report in the kernel log" test_no_reports
+ktap_test "taint is only out-of-tree (O) and KUnit test (N)" test_taint
+ktap_finished

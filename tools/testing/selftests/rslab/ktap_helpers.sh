@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# KTAP output and kernel-log helpers for the rslab selftests, in the style of
+# tools/testing/selftests/kselftest/ktap_helpers.sh. Sourced, never run.
+#
+# Kernel-log helpers never clear the log: a test writes a named marker into
+# it with kmsg_mark and later reads only what came after with kmsg_since, so
+# the whole log stays available for the final "no reports" check.
+
+KTAP_TESTNO=1
+KTAP_CNT_PASS=0
+KTAP_CNT_FAIL=0
+KTAP_CNT_SKIP=0
+KTAP_PLAN=0
+
+# Lines of the kernel log that mean something went wrong in the kernel.
+RSLAB_REPORT_RE='BUG:|WARNING:|KASAN:|UBSAN:|Oops|general protection fault|Call Trace:|possible circular locking|possible recursive locking|sleeping function called from invalid context|kmemleak:|Kernel panic'
+
+# The directory of the repository, as the guest sees it (read-only).
+RSLAB_TREE=${RSLAB_TREE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../.." && pwd)}
+
+ktap_header() { echo "TAP version 13"; }
+ktap_plan() { KTAP_PLAN=$1; echo "1..$1"; }
+ktap_msg() { echo "# $*"; }
+
+ktap_pass() {
+	echo "ok $KTAP_TESTNO $1"
+	KTAP_TESTNO=$((KTAP_TESTNO + 1)) KTAP_CNT_PASS=$((KTAP_CNT_PASS + 1))
+}
+
+ktap_fail() {
+	echo "not ok $KTAP_TESTNO $1"
+	KTAP_TESTNO=$((KTAP_TESTNO + 1)) KTAP_CNT_FAIL=$((KTAP_CNT_FAIL + 1))
+}
+
+ktap_skip() {
+	echo "ok $KTAP_TESTNO $1 # SKIP $2"
+	KTAP_TESTNO=$((KTAP_TESTNO + 1)) KTAP_CNT_SKIP=$((KTAP_CNT_SKIP + 1))
+}
+
+# ktap_test DESCRIPTION COMMAND...: one test case, passing if COMMAND does.
+# COMMAND explains a failure on stdout; those lines become KTAP diagnostics.
+ktap_test() {
+	local desc=$1 out rc
+	shift
+	# Not in a subshell: a test may set variables for the ones after it.
+	out=$(mktemp)
+	"$@" > "$out" 2>&1
+	rc=$?
+	sed 's/^/# /' "$out"
+	rm -f "$out"
+	if [ $rc -eq 0 ]; then ktap_pass "$desc"; else ktap_fail "$desc"; fi
+}
+
+# ktap_finished: totals, then exit 0 only if every planned test ran and passed.
+ktap_finished() {
+	echo "# Totals: pass:$KTAP_CNT_PASS fail:$KTAP_CNT_FAIL xfail:0 xpass:0 skip:$KTAP_CNT_SKIP error:0"
+	[ $KTAP_CNT_FAIL -eq 0 ] && [ $((KTAP_TESTNO - 1)) -eq "$KTAP_PLAN" ]
+	exit $?
+}
+
+# kmsg_mark: write a unique marker line into the kernel log and remember it
+# in KMSG_MARK.
+KMSG_SEQ=0
+kmsg_mark() {
+	KMSG_SEQ=$((KMSG_SEQ + 1))
+	KMSG_MARK="$$.$KMSG_SEQ.$RANDOM"
+	echo "rslab-selftest: mark $KMSG_MARK" > /dev/kmsg
+}
+
+# kmsg_since [MARK]: the kernel log after MARK (default: the last kmsg_mark),
+# one record a line as "<level>text": the level without the facility, no
+# timestamp, leading blanks kept.
+kmsg_since() {
+	dmesg -r -t | sed -n "/rslab-selftest: mark ${1:-$KMSG_MARK}\$/,\$p" | tail -n +2 |
+		awk 'match($0, /^<[0-9]+>/) {
+			print "<" substr($0, 2, RLENGTH - 2) % 8 ">" substr($0, RLENGTH + 1); next
+		} { print }'
+}
+
+# load_errno MODULE.ko [PARAM=VALUE]...: load a module with finit_module(2)
+# and print the outcome as an errno name ("OK" on success), so tests can
+# check the exact error code rather than insmod's wording of it.
+load_errno() {
+	python3 - "$@" <<'PY'
+import ctypes, errno, os, sys
+NR_FINIT_MODULE = 313  # x86_64
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+rc = libc.syscall(NR_FINIT_MODULE, fd, " ".join(sys.argv[2:]).encode(), 0)
+print("OK" if rc == 0 else errno.errorcode[ctypes.get_errno()])
+PY
+}
+
+# module_loaded NAME: is module NAME in the kernel now?
+module_loaded() { [ -e "/sys/module/$1" ]; }
+
+# expect_lines EXPECTED ACTUAL: compare two line lists, each line of EXPECTED
+# being an extended regex for the whole line at the same position.
+expect_lines() {
+	local expected=$1 actual=$2 i=0 e a
+	local -a ex ac
+	mapfile -t ex <<< "$expected"
+	mapfile -t ac <<< "$actual"
+	for e in "${ex[@]}"; do
+		a=${ac[$i]-<missing>}
+		if ! [[ $a =~ ^$e$ ]]; then
+			echo "line $((i + 1)): expected /$e/"
+			echo "line $((i + 1)):      got '$a'"
+			return 1
+		fi
+		i=$((i + 1))
+	done
+	if [ ${#ac[@]} -gt $i ]; then
+		echo "unexpected extra line $((i + 1)): '${ac[$i]}'"
+		return 1
+	fi
+}

@@ -1,0 +1,55 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs the rslab selftests inside the VM, kselftest style: one KTAP document
+# whose test cases are the test scripts, each script's own KTAP nested below
+# it, and a last line "N passed, N failed" that counts the individual test
+# cases of all scripts. Exits non-zero if any case failed.
+#
+# Usage: run_tests.sh [SCRIPT]...   (default: all, dmesg_clean.sh last)
+#
+# Reports the kernel logged before the suite started (for example during
+# boot) are printed as diagnostics, "# pre-existing: ...", and do not fail the
+# suite; everything logged after the suite's start mark is judged by
+# dmesg_clean.sh.
+
+cd "$(dirname "$0")" || exit 1
+source ./ktap_helpers.sh
+
+TESTS=(kmalloc_demo.sh kunit.sh dmesg_clean.sh)
+[ $# -eq 0 ] || TESTS=("$@")
+
+passed=0 failed=0 skipped=0
+
+ktap_header
+ktap_plan ${#TESTS[@]}
+ktap_msg "kernel $(uname -r), $(nproc) CPUs, taint $(cat /proc/sys/kernel/tainted) at start"
+dmesg | grep -E "$RSLAB_REPORT_RE" | sed 's/^/pre-existing: /' | while IFS= read -r l; do ktap_msg "$l"; done
+kmsg_mark
+export RSLAB_SUITE_MARK=$KMSG_MARK
+
+for t in "${TESTS[@]}"; do
+	ktap_msg "selftests: rslab: $t"
+	out=$(mktemp)
+	start=$SECONDS
+	./"$t" > "$out" 2>&1
+	rc=$?
+	sed 's/^/    /' "$out"
+	p=$(grep -cE '^ok [0-9]+ ' "$out")
+	s=$(grep -cE '^ok [0-9]+ .*# SKIP' "$out")
+	f=$(grep -cE '^not ok [0-9]+ ' "$out")
+	rm -f "$out"
+	passed=$((passed + p - s)) skipped=$((skipped + s)) failed=$((failed + f))
+	# A script that crashed or bailed out fails even without a "not ok".
+	if [ $rc -eq 0 ] && [ "$f" -eq 0 ]; then
+		ktap_pass "selftests: rslab: $t ($((SECONDS - start)) s)"
+	else
+		[ "$f" -gt 0 ] || failed=$((failed + 1))
+		ktap_fail "selftests: rslab: $t (exit $rc)"
+	fi
+done
+
+echo "# Totals: pass:$KTAP_CNT_PASS fail:$KTAP_CNT_FAIL xfail:0 xpass:0 skip:0 error:0"
+[ $skipped -eq 0 ] || ktap_msg "$skipped test cases skipped"
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
