@@ -19,7 +19,8 @@ RSLAB_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rslab
 ifeq ($(origin KDIR),undefined)
 KDIR := $(RSLAB_CACHE)/kernel-default
 LLVM ?= $(RSLAB_LLVM)
-KMAKE_ENV := RUST_LIB_SRC=$(RUST_LIB_SRC) LIBCLANG_PATH=$(LIBCLANG_PATH) PATH=$(RSLAB_BINDIR):$(PATH)
+KMAKE_ENV := RUST_LIB_SRC=$(RUST_LIB_SRC) LIBCLANG_PATH=$(LIBCLANG_PATH) \
+	PATH=$(if $(filter $(RSLAB_BINDIR),$(subst :, ,$(PATH))),$(PATH),$(RSLAB_BINDIR):$(PATH))
 endif
 
 KMAKE = $(KMAKE_ENV) $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(LLVM),LLVM=$(LLVM))
@@ -27,7 +28,7 @@ VM_RUN := scripts/vm-run
 SELFTESTS := tools/testing/selftests/rslab
 RUST_SOURCES = $(shell git ls-files --cached --others --exclude-standard -- '*.rs' 2>/dev/null)
 
-.PHONY: all modules setup run check check-host check-vm fmt shell clean help
+.PHONY: all modules setup run check check-host check-vm lint vm-check fmt shell clean help
 
 all: modules
 
@@ -42,18 +43,25 @@ run: setup
 	$(MAKE) modules
 	$(VM_RUN) --timeout 300 -- scripts/demo
 
-# Host checks: formatting, then a from-scratch build with clippy on and every
-# warning an error (clippy-driver also produces the objects the VM loads).
+check: setup
+	$(MAKE) fmt lint
+	$(MAKE) vm-check
+
 check-host: setup
-	$(MAKE) fmt
+	$(MAKE) fmt lint
+
+check-vm: setup
+	$(MAKE) vm-check
+
+# A from-scratch build with clippy on and every warning an error; clippy-driver
+# also produces the objects that the VM loads.
+lint:
 	$(MAKE) clean
 	$(MAKE) modules CLIPPY=1 KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings
 
-check-vm: setup
+vm-check:
+	scripts/vm-run-selftest
 	$(VM_RUN) --timeout 600 --expect-verdict -- $(SELFTESTS)/run_tests.sh
-
-check: check-host
-	$(MAKE) check-vm
 
 fmt:
 	@test -e $(KDIR)/source/.rustfmt.toml || { echo "No kernel source at $(KDIR)/source: run scripts/setup" >&2; exit 1; }

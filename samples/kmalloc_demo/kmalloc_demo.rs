@@ -49,11 +49,11 @@ impl kernel::Module for KmallocDemo {
         pr_info!("[kmalloc-demo] Module loading...\n");
 
         let mut uart = DemoBuffer::new("uart_data_buf");
-        uart.init(*module_parameters::uart_buf_size.value())?;
+        uart.init(module_parameters::uart_buf_size.value())?;
         let mut eth = DemoBuffer::new("eth_frame_buf");
         // On failure `uart` is dropped here, which frees it and logs its
         // "memory freed" line, as the C module's error path does.
-        eth.init(*module_parameters::eth_buf_size.value())?;
+        eth.init(module_parameters::eth_buf_size.value())?;
 
         // The lengths are the C module's: both cut the string short.
         uart.write(b"UART hardware data: 0x12 0x34 0x56", 32);

@@ -13,7 +13,9 @@ TAINT_TEST=$((1 << 18))
 
 test_no_reports() {
 	[ -n "${RSLAB_SUITE_MARK:-}" ] || { echo "RSLAB_SUITE_MARK is not set"; return 1; }
-	! kmsg_since "$RSLAB_SUITE_MARK" | grep -E "$RSLAB_REPORT_RE"
+	local log
+	log=$(kmsg_since "$RSLAB_SUITE_MARK") || return 1
+	! grep -E "$RSLAB_REPORT_RE" <<< "$log"
 }
 
 test_taint() {

@@ -70,12 +70,16 @@ kmsg_mark() {
 
 # kmsg_since [MARK]: the kernel log after MARK (default: the last kmsg_mark),
 # one record a line as "<level>text": the level without the facility, no
-# timestamp, leading blanks kept.
+# timestamp, leading blanks kept. Fails, saying why on stderr, if the log
+# cannot be read or has no such mark, so that an empty answer is never
+# mistaken for a clean log.
 kmsg_since() {
-	dmesg -r -t | sed -n "/rslab-selftest: mark ${1:-$KMSG_MARK}\$/,\$p" | tail -n +2 |
-		awk 'match($0, /^<[0-9]+>/) {
-			print "<" substr($0, 2, RLENGTH - 2) % 8 ">" substr($0, RLENGTH + 1); next
-		} { print }'
+	local mark="rslab-selftest: mark ${1:-$KMSG_MARK}" log
+	log=$(dmesg -r) || { echo "kmsg_since: dmesg failed" >&2; return 1; }
+	grep -qE "\] $mark\$" <<< "$log" || { echo "kmsg_since: no '$mark' in the log" >&2; return 1; }
+	sed -n "/\] $mark\$/,\$p" <<< "$log" | tail -n +2 |
+		sed -E 's/^<([0-9]+)>\[ *[0-9]+\.[0-9]+\] /\1 /' |
+		awk '{ n = index($0, " "); print "<" substr($0, 1, n - 1) % 8 ">" substr($0, n + 1) }'
 }
 
 # load_errno MODULE.ko [PARAM=VALUE]...: load a module with finit_module(2)
