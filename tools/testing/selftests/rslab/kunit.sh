@@ -10,6 +10,7 @@ source "$(dirname "$0")/ktap_helpers.sh"
 # Test modules, relative to the tree.
 KUNIT_MODULES=(
 	samples/kmalloc_demo/kmalloc_demo_test.ko
+	rust/rslab.ko
 )
 
 results=()

@@ -1,0 +1,559 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An object cache: rslab's `kmem_cache`.
+//!
+//! Allocation and free go through the CPU's *sheaf*, a small per-CPU stack of
+//! free objects (SLUB's sheaves, Linux 7.x). On the common path they take no
+//! shared lock: only the CPU's local lock. An empty sheaf is refilled with a
+//! batch from the node's partial slabs; a full one flushes half of itself
+//! back to the slabs. Only when no node has a free object is a new slab taken
+//! from the page allocator, outside every lock, so a `GFP_KERNEL` caller may
+//! sleep there while `GFP_ATOMIC`/`GFP_NOWAIT` callers never do.
+//!
+//! Debug caches (poison, red zone or consistency checks) have no sheaf: every
+//! object goes to and from its slab under the node lock, where it is checked,
+//! as SLUB does for its debug caches.
+//!
+//! Lock order: CPU local lock, then one node's list lock. The page allocator
+//! is called with neither held, or (freeing only) with either.
+
+use crate::debug;
+use crate::fault::FaultInject;
+use crate::flags::CacheFlags;
+use crate::layout::Layout;
+use crate::node::{Detached, Node};
+use crate::percpu::PerCpu;
+use crate::slab::{BadFree, Slab, SlabParams};
+use crate::stats::{CacheStats, Counters, Stat};
+use crate::sys;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use kernel::alloc::Flags;
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::Arc;
+
+/// What other CPUs may read of a CPU's state.
+#[derive(Default)]
+struct CpuShared {
+    counters: Counters,
+    /// A copy of the sheaf's count, for the stats.
+    cached: AtomicUsize,
+}
+
+// SAFETY: All-zero atomics are zero counters and an empty sheaf's count.
+unsafe impl pin_init::Zeroable for CpuShared {}
+
+/// The most objects a sheaf can hold.
+const SHEAF_MAX: usize = 64;
+
+/// A CPU's stack of free objects.
+#[repr(C)]
+struct Sheaf {
+    count: usize,
+    objs: [*mut u8; SHEAF_MAX],
+}
+
+// SAFETY: The pointers are free objects of the owning cache, not tied to a
+// thread.
+unsafe impl Send for Sheaf {}
+// SAFETY: An all-zero sheaf is empty (count 0, null pointers).
+unsafe impl pin_init::Zeroable for Sheaf {}
+
+/// The constructor type: initialises one object's bytes, once per slot.
+pub type Ctor = fn(&mut [u8]);
+
+/// How many objects a sheaf holds for objects of `size` bytes.
+fn sheaf_capacity(size: usize) -> usize {
+    match size {
+        0..=256 => SHEAF_MAX,
+        257..=1024 => SHEAF_MAX / 2,
+        _ => SHEAF_MAX / 4,
+    }
+}
+
+/// SLUB's `set_min_partial()`: empty slabs a node keeps for reuse.
+fn min_partial(size: usize) -> usize {
+    (size.ilog2() as usize / 2).clamp(5, 10)
+}
+
+/// An object cache.
+///
+/// # Invariants
+///
+/// * `nodes[n]` holds the slabs of node `n`, for every possible node id.
+/// * An object pointer in a sheaf is a free object of this cache whose slab
+///   counts it as allocated.
+pub struct Cache {
+    name: CString,
+    layout: Layout,
+    flags: CacheFlags,
+    ctor: Option<Ctor>,
+    key: usize,
+    min_partial: usize,
+    capacity: usize,
+    nodes: KVec<Pin<KBox<Node>>>,
+    cpus: PerCpu<Sheaf, CpuShared>,
+    events: Counters,
+    fault: FaultInject,
+}
+
+impl Cache {
+    /// Creates a cache of `size`-byte objects aligned to `align`.
+    ///
+    /// `ctor`, if given, runs once on every object slot when its slab is
+    /// made, so objects come out in the constructed state and must be freed
+    /// in it (as with `kmem_cache_create`'s ctor). A cache with a constructor
+    /// ignores `POISON`, as SLUB does.
+    ///
+    /// The cache lives in an [`Arc`] because its slabs identify it by
+    /// address: it must never move.
+    ///
+    /// Errors: `EINVAL` for an empty name, a zero or too large size, or an
+    /// alignment that is not a power of two; `ENOMEM` if memory runs out.
+    pub fn new(
+        name: &CStr,
+        size: usize,
+        align: usize,
+        flags: CacheFlags,
+        ctor: Option<Ctor>,
+    ) -> Result<Arc<Self>> {
+        if name.is_empty() {
+            return Err(EINVAL);
+        }
+        let flags = match ctor {
+            Some(_) => CacheFlags::from_bits(flags.bits() & !CacheFlags::POISON.bits()).unwrap_or(flags),
+            None => flags,
+        };
+        let layout = Layout::new(size, align, flags, ctor.is_some(), sys::num_present_cpus())?;
+        let mut nodes = KVec::with_capacity(sys::nr_node_ids() as usize, GFP_KERNEL)?;
+        for _ in 0..sys::nr_node_ids() {
+            nodes.push(KBox::pin_init(Node::new(), GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        let cache = Self {
+            name: CString::try_from_fmt(fmt!("{name}"))?,
+            capacity: if flags.contains(CacheFlags::DEBUG) { 0 } else { sheaf_capacity(layout.size) },
+            min_partial: min_partial(layout.size),
+            layout,
+            flags,
+            ctor,
+            key: sys::random_u64() as usize,
+            nodes,
+            cpus: PerCpu::new()?,
+            events: Counters::default(),
+            fault: FaultInject::default(),
+        };
+        Ok(Arc::new(cache, GFP_KERNEL)?)
+    }
+
+    /// Destroys the cache if `this` is its last reference: flushes every
+    /// sheaf, reports objects still allocated (name and count, in the kernel
+    /// log), returns every page, and gives the number of leaked objects.
+    /// `None` if others still hold the cache (it is destroyed with the last).
+    pub fn destroy(this: Arc<Self>) -> Option<usize> {
+        let mut unique = Arc::into_unique_or_drop(this)?;
+        Some(unique.teardown())
+    }
+
+    /// The cache's name.
+    pub fn name(&self) -> &CStr {
+        &self.name
+    }
+
+    /// The object layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The flags in effect.
+    pub fn flags(&self) -> CacheFlags {
+        self.flags
+    }
+
+    /// The fault-injection knobs for this cache's slab allocations.
+    pub fn fault(&self) -> &FaultInject {
+        &self.fault
+    }
+
+    /// The identity of this cache that its slabs carry.
+    pub(crate) fn owner_id(&self) -> usize {
+        core::ptr::from_ref(self) as usize
+    }
+
+    fn params(&self) -> SlabParams<'_> {
+        SlabParams {
+            layout: &self.layout,
+            flags: self.flags,
+            key: self.key,
+            ctor: self.ctor,
+            owner: self.owner_id(),
+            name: &self.name,
+        }
+    }
+
+    fn node(&self, nid: i32) -> &Node {
+        &self.nodes[nid as usize]
+    }
+
+    /// Allocates an object.
+    ///
+    /// Never sleeps unless `gfp` allows it, and then only to get a new slab.
+    /// `__GFP_ZERO` zeroes the object; `__GFP_NOWARN` silences the page
+    /// allocator. A refusal is `ENOMEM`.
+    pub fn alloc(&self, gfp: Flags) -> Result<NonNull<u8>> {
+        let fast = self.cpus.with(|sheaf, shared| {
+            let n = sheaf.count.checked_sub(1)?;
+            sheaf.count = n;
+            shared.cached.store(n, Relaxed);
+            shared.counters.add_local(Stat::AllocFast, 1);
+            NonNull::new(sheaf.objs[n])
+        });
+        let obj = match fast {
+            Some(obj) => obj,
+            None => self.alloc_slow(gfp)?,
+        };
+        if gfp.contains(__GFP_ZERO) {
+            // SAFETY: `obj` is a freshly allocated object of
+            // `layout.object_size` bytes that nobody else references yet.
+            unsafe { obj.as_ptr().write_bytes(0, self.layout.object_size) };
+        }
+        Ok(obj)
+    }
+
+    fn alloc_slow(&self, gfp: Flags) -> Result<NonNull<u8>> {
+        self.events.add(Stat::AllocSlow, 1);
+        loop {
+            if let Some(obj) = self.cpus.with(|sheaf, shared| self.refill(sheaf, shared)) {
+                return Ok(obj);
+            }
+            // No node has a free object: grow, outside every lock.
+            let slab = self.new_slab(gfp).inspect_err(|_| self.events.add(Stat::AllocFailed, 1))?;
+            // SAFETY: A new slab is live, on no list, and ours.
+            let nid = unsafe { slab.as_ref() }.node();
+            // SAFETY: As above; the slab belongs to node `nid`.
+            unsafe { self.node(nid).lists.lock().add(slab) };
+        }
+    }
+
+    /// Takes a batch of objects from the node lists, local node first; keeps
+    /// all but one in the sheaf and returns that one.
+    fn refill(&self, sheaf: &mut Sheaf, shared: &CpuShared) -> Option<NonNull<u8>> {
+        let want = (self.capacity / 2).max(1);
+        let local = sys::numa_mem_id();
+        let others = (0..self.nodes.len() as i32).filter(|&n| n != local);
+        for nid in Iterator::chain(core::iter::once(local), others) {
+            let taken = self.take_from_node(nid, want, sheaf);
+            if taken > 0 {
+                self.events.add(Stat::Refill, 1);
+                if nid != local {
+                    self.events.add(Stat::NodeMismatch, taken as u64);
+                }
+                sheaf.count -= 1;
+                shared.cached.store(sheaf.count, Relaxed);
+                return NonNull::new(sheaf.objs[sheaf.count]);
+            }
+        }
+        None
+    }
+
+    /// Moves up to `want` objects of node `nid` into `sheaf`; returns how
+    /// many. A debug cache (capacity 0) still gets its one object this way.
+    fn take_from_node(&self, nid: i32, want: usize, sheaf: &mut Sheaf) -> usize {
+        let p = self.params();
+        let mut lists = self.node(nid).lists.lock();
+        let mut taken = 0;
+        while taken < want {
+            let Some(slab) = lists.alloc_candidate() else { break };
+            // SAFETY: A member of this node's lists, under its lock.
+            let s = unsafe { &mut *slab.as_ptr() };
+            while taken < want {
+                let Some(obj) = s.pop(&p) else { break };
+                sheaf.objs[sheaf.count] = obj.as_ptr();
+                sheaf.count += 1;
+                taken += 1;
+            }
+            // SAFETY: `slab` is on these lists.
+            unsafe { lists.update(slab) };
+        }
+        taken
+    }
+
+    /// Allocates a new slab: the preferred order cheaply first, then the
+    /// smallest order that fits one object, as SLUB's `allocate_slab()`.
+    fn new_slab(&self, gfp: Flags) -> Result<NonNull<Slab>> {
+        if self.fault.should_fail() {
+            return Err(ENOMEM);
+        }
+        let p = self.params();
+        let nid = sys::numa_mem_id();
+        // The object, not the page, is what `__GFP_ZERO` asks to zero.
+        let raw = sys::gfp_bits(gfp) & !kernel::bindings::__GFP_ZERO;
+        let l = &self.layout;
+        let first = if l.order > l.min_order {
+            Slab::new(&p, nid, l.order, sys::gfp_opportunistic(raw))
+        } else {
+            Slab::new(&p, nid, l.order, raw)
+        };
+        let slab = match first {
+            Some(slab) => slab,
+            None if l.order > l.min_order => {
+                self.events.add(Stat::OrderFallback, 1);
+                Slab::new(&p, nid, l.min_order, raw).ok_or(ENOMEM)?
+            }
+            None => return Err(ENOMEM),
+        };
+        self.events.add(Stat::NewSlab, 1);
+        // SAFETY: Just created and unpublished.
+        if unsafe { slab.as_ref() }.node() != nid {
+            self.events.add(Stat::NodeMismatch, 1);
+        }
+        Ok(slab)
+    }
+
+    /// Frees an object.
+    ///
+    /// # Safety
+    ///
+    /// `obj` must have come from [`Cache::alloc`] (or [`Cache::alloc_bulk`])
+    /// on this cache and not been freed since, and nobody may use it again.
+    /// In a cache with `CONSISTENCY_CHECKS`, a pointer that breaks this
+    /// (another cache's object, a misaligned one, a double free) is instead
+    /// detected, reported and ignored, provided it points into the direct
+    /// map.
+    pub unsafe fn free(&self, obj: NonNull<u8>) {
+        if self.capacity == 0 {
+            // SAFETY: The caller's promise, passed on.
+            return unsafe { self.free_to_slab(obj) };
+        }
+        // SAFETY: `obj` is an object, so in the direct map.
+        let nid = unsafe { sys::rslab_addr_nid(obj.as_ptr().cast()) };
+        let cached = self.cpus.with(|sheaf, shared| {
+            if nid != sys::numa_mem_id() {
+                return false;
+            }
+            if sheaf.count == self.capacity {
+                self.flush(sheaf, shared, self.capacity / 2);
+            }
+            sheaf.objs[sheaf.count] = obj.as_ptr();
+            sheaf.count += 1;
+            shared.cached.store(sheaf.count, Relaxed);
+            shared.counters.add_local(Stat::FreeFast, 1);
+            true
+        });
+        if !cached {
+            self.events.add(Stat::NodeMismatch, 1);
+            // SAFETY: The caller's promise, passed on.
+            unsafe { self.free_to_slab(obj) };
+        }
+    }
+
+    /// Returns the `n` oldest objects of `sheaf` to their slabs.
+    fn flush(&self, sheaf: &mut Sheaf, shared: &CpuShared, n: usize) {
+        let n = n.min(sheaf.count);
+        let mut freed = Detached::new();
+        for i in 0..n {
+            // SAFETY: Sheaf objects are this cache's allocated-in-slab
+            // objects (type invariant).
+            unsafe { self.return_object(NonNull::new_unchecked(sheaf.objs[i]), &mut freed) };
+        }
+        sheaf.objs.copy_within(n..sheaf.count, 0);
+        sheaf.count -= n;
+        shared.cached.store(sheaf.count, Relaxed);
+        self.events.add(Stat::Flush, 1);
+        self.events.add(Stat::SlabFreed, freed.free() as u64);
+    }
+
+    /// # Safety
+    ///
+    /// As for [`Cache::free`].
+    unsafe fn free_to_slab(&self, obj: NonNull<u8>) {
+        self.events.add(Stat::FreeSlow, 1);
+        let mut freed = Detached::new();
+        // SAFETY: The caller's promise.
+        unsafe { self.return_object(obj, &mut freed) };
+        self.events.add(Stat::SlabFreed, freed.free() as u64);
+    }
+
+    /// Puts `obj` back into its slab's freelist, under its node lock, and
+    /// moves surplus empty slabs to `freed`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Cache::free`].
+    unsafe fn return_object(&self, obj: NonNull<u8>, freed: &mut Detached) {
+        let p = self.params();
+        let checks = self.flags.contains(CacheFlags::CONSISTENCY_CHECKS);
+        // SAFETY: Pages rslab owns carry a `Slab` pointer; for others the
+        // caller vouches, or (with checks) `of_checked` reads them safely.
+        let slab = match unsafe { Slab::of(obj.as_ptr(), p.owner, checks) } {
+            Ok(slab) => slab,
+            Err(bad) => return self.report_bad_free(bad, obj),
+        };
+        // SAFETY: `of` found a live slab of this cache; its node is fixed.
+        let nid = unsafe { slab.as_ref() }.node();
+        let mut lists = self.node(nid).lists.lock();
+        // SAFETY: The slab is on this node's lists, and we hold their lock.
+        let s = unsafe { &mut *slab.as_ptr() };
+        if checks {
+            if let Err(bad) = s.check_free(&p, obj.as_ptr()) {
+                drop(lists);
+                return self.report_bad_free(bad, obj);
+            }
+        }
+        // SAFETY: `obj` is an allocated object of `s`: the caller's promise,
+        // or established by `check_free`.
+        if unsafe { s.free(&p, obj) } {
+            // SAFETY: `slab` is on these lists.
+            unsafe { lists.update(slab) };
+            lists.take_empty(self.min_partial, freed.list());
+        }
+    }
+
+    fn report_bad_free(&self, bad: BadFree, obj: NonNull<u8>) {
+        let what = match bad {
+            BadFree::ForeignPointer => "free of a pointer not from this cache",
+            BadFree::Misaligned => "free of a misaligned pointer",
+            BadFree::DoubleFree => "double free",
+        };
+        debug::report(&self.name, what, obj.as_ptr());
+    }
+
+    /// Fills `out` with new objects; all or nothing.
+    ///
+    /// Takes the local lock once for what the sheaf can give. On failure,
+    /// frees what it got and returns the error.
+    pub fn alloc_bulk(&self, gfp: Flags, out: &mut [*mut u8]) -> Result {
+        let mut got = self.cpus.with(|sheaf, shared| {
+            let n = sheaf.count.min(out.len());
+            out[..n].copy_from_slice(&sheaf.objs[sheaf.count - n..sheaf.count]);
+            sheaf.count -= n;
+            shared.cached.store(sheaf.count, Relaxed);
+            shared.counters.add_local(Stat::AllocFast, n as u64);
+            n
+        });
+        while got < out.len() {
+            match self.alloc(gfp) {
+                Ok(obj) => out[got] = obj.as_ptr(),
+                Err(e) => {
+                    // SAFETY: `out[..got]` were just allocated here.
+                    unsafe { self.free_bulk(&out[..got]) };
+                    return Err(e);
+                }
+            }
+            got += 1;
+        }
+        if gfp.contains(__GFP_ZERO) {
+            for &obj in out.iter() {
+                // SAFETY: Freshly allocated objects, unshared.
+                unsafe { obj.write_bytes(0, self.layout.object_size) };
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees every object of `objs`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Cache::free`], for each object.
+    pub unsafe fn free_bulk(&self, objs: &[*mut u8]) {
+        for &obj in objs {
+            if let Some(obj) = NonNull::new(obj) {
+                // SAFETY: The caller's promise.
+                unsafe { self.free(obj) };
+            }
+        }
+    }
+
+    /// Returns this CPU's sheaf and every empty slab to the page allocator;
+    /// returns the number of slabs freed.
+    ///
+    /// Other CPUs' sheaves are flushed too, by running on each CPU.
+    pub fn shrink(&self) -> usize {
+        crate::percpu::on_each_cpu(&|| {
+            self.cpus
+                .with(|sheaf, shared| self.flush(sheaf, shared, usize::MAX))
+        });
+        let mut freed = Detached::new();
+        for node in self.nodes.iter() {
+            node.lists.lock().take_empty(0, freed.list());
+        }
+        let n = freed.free();
+        self.events.add(Stat::SlabFreed, n as u64);
+        n
+    }
+
+    /// A snapshot of the cache's numbers.
+    pub fn stats(&self) -> CacheStats {
+        let mut st = CacheStats {
+            objsize: self.layout.object_size,
+            objperslab: self.layout.objects(self.layout.order) as usize,
+            pagesperslab: 1 << self.layout.order,
+            ..CacheStats::default()
+        };
+        let mut inuse = 0;
+        for node in self.nodes.iter() {
+            let lists = node.lists.lock();
+            let (partial, full, empty) = lists.counts();
+            st.partial_slabs += partial;
+            st.empty_slabs += empty;
+            st.active_slabs += partial + full;
+            st.num_slabs += partial + full + empty;
+            st.num_objs += lists.total_objects;
+            st.pages += lists.pages;
+            inuse += lists.inuse();
+        }
+        self.events.add_to(&mut st.events);
+        for cpu in 0..sys::nr_cpu_ids() {
+            if let Some(shared) = self.cpus.shared(cpu) {
+                shared.counters.add_to(&mut st.events);
+                st.cached_objs += shared.cached.load(Relaxed);
+            }
+        }
+        // Sheaf objects count as allocated in their slabs but are free.
+        st.active_objs = inuse.saturating_sub(st.cached_objs);
+        st
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+impl Cache {
+    /// Flushes every sheaf, reports objects still allocated, and returns
+    /// every page; the number of leaked objects. A second call finds nothing.
+    fn teardown(&mut self) -> usize {
+        let mut sheaves = KVec::<*mut u8>::new();
+        self.cpus.into_locals(|sheaf| {
+            for &obj in &sheaf.objs[..sheaf.count] {
+                // Best effort: a failed push only leaves the object counted
+                // as a leak below; its pages are freed all the same.
+                let _ = sheaves.push(obj, GFP_KERNEL);
+            }
+            sheaf.count = 0;
+        });
+        for &obj in sheaves.iter() {
+            let mut freed = Detached::new();
+            // SAFETY: Sheaf objects are allocated-in-slab objects of this
+            // cache (type invariant), and nobody can use them any more.
+            unsafe { self.return_object(NonNull::new_unchecked(obj), &mut freed) };
+        }
+        let mut all = Detached::new();
+        let mut leaked = 0;
+        for node in self.nodes.iter() {
+            leaked += node.lists.lock().take_all(all.list());
+        }
+        if leaked > 0 {
+            pr_err!(
+                "rslab: cache {}: {} objects still allocated at destroy\n",
+                &*self.name,
+                leaked
+            );
+        }
+        all.free();
+        leaked
+    }
+}

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Object debugging: poison, red zones and error reports.
+//!
+//! The byte values are SLUB's (include/linux/poison.h), so a hex dump reads
+//! the same: free objects are filled with `POISON_FREE` and end with
+//! `POISON_END`; the red zone after an object holds `RED_ACTIVE` while the
+//! object is allocated and `RED_INACTIVE` while it is free. Everything here
+//! works on the byte slice of one slot and is safe code.
+
+use crate::flags::CacheFlags;
+use crate::layout::Layout;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::prelude::*;
+
+const POISON_FREE: u8 = 0x6b;
+const POISON_END: u8 = 0xa5;
+const RED_INACTIVE: u8 = 0xbb;
+const RED_ACTIVE: u8 = 0xcc;
+
+/// Corruption reports since the module loaded, for tests and the stats.
+pub(crate) static REPORTS: AtomicU64 = AtomicU64::new(0);
+
+/// Reports a detected corruption or misuse in cache `name`.
+///
+/// The pointer is printed hashed (`%p`), never raw.
+pub(crate) fn report(name: &CStr, what: &str, obj: *const u8) {
+    REPORTS.fetch_add(1, Ordering::Relaxed);
+    pr_err!("rslab: cache {}: {} at {:p}\n", name, what, obj);
+}
+
+/// The poisoned bytes of a slot: the object, minus the free pointer if it
+/// lives inside (it never does in a poisoned cache, see [`Layout::new`]).
+fn poison_range(layout: &Layout) -> core::ops::Range<usize> {
+    0..layout.object_size
+}
+
+/// Prepares a slot that becomes free: poison it and mark its red zone.
+pub(crate) fn prepare_free(layout: &Layout, flags: CacheFlags, slot: &mut [u8]) {
+    if flags.contains(CacheFlags::POISON) {
+        let range = poison_range(layout);
+        let last = range.end - 1;
+        slot[range].fill(POISON_FREE);
+        slot[last] = POISON_END;
+    }
+    if flags.contains(CacheFlags::RED_ZONE) {
+        slot[layout.object_size..layout.red_zone_end].fill(RED_INACTIVE);
+    }
+}
+
+/// Prepares a slot that is handed out: check its poison (a write after
+/// free) and its inactive red zone, then arm the red zone.
+pub(crate) fn prepare_alloc(layout: &Layout, flags: CacheFlags, name: &CStr, slot: &mut [u8]) {
+    if flags.contains(CacheFlags::POISON) {
+        let range = poison_range(layout);
+        let last = range.end - 1;
+        let bad = slot[range.clone()]
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b != if i == last { POISON_END } else { POISON_FREE });
+        if bad {
+            report(name, "poison overwritten (write after free)", slot.as_ptr());
+        }
+    }
+    if flags.contains(CacheFlags::RED_ZONE) {
+        let zone = &mut slot[layout.object_size..layout.red_zone_end];
+        if zone.iter().any(|&b| b != RED_INACTIVE) {
+            report(name, "red zone of a free object overwritten", zone.as_ptr());
+        }
+        zone.fill(RED_ACTIVE);
+    }
+}
+
+/// Checks the red zone of an allocated slot about to be freed; `false`
+/// (after a report) if something wrote past the end of the object.
+pub(crate) fn check_red_zone(layout: &Layout, flags: CacheFlags, name: &CStr, slot: &[u8]) -> bool {
+    if !flags.contains(CacheFlags::RED_ZONE) {
+        return true;
+    }
+    let zone = &slot[layout.object_size..layout.red_zone_end];
+    if zone.iter().all(|&b| b == RED_ACTIVE) {
+        return true;
+    }
+    report(name, "red zone overwritten (write past the object)", slot.as_ptr());
+    false
+}

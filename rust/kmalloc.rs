@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! kmalloc-style generic allocation: size classes over rslab caches, and
+//! larger sizes straight from the page allocator (like `kmalloc_large`).
+//!
+//! Large allocations are compound pages whose head page's `private` field is
+//! 0, which is how [`Kmalloc::free`] and [`Kmalloc::ksize`] tell them from
+//! slab objects. The module tracks each one in an [`XArray`] keyed by page
+//! frame, as a [`LargeAlloc`] that owns the pages: removing it frees them,
+//! and tearing the allocator down reports and frees any still live.
+
+use crate::cache::Cache;
+use crate::flags::CacheFlags;
+use crate::layout::{get_order, slab_bytes};
+use crate::sys;
+use core::ffi::c_void;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use kernel::alloc::Flags;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+use kernel::xarray::{AllocKind, XArray};
+
+/// The kmalloc size classes, as SLUB's `kmalloc-<size>` caches.
+pub const SIZE_CLASSES: [usize; 13] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
+
+/// The largest size served from a cache.
+pub const MAX_CACHE_SIZE: usize = 8192;
+
+/// The smallest class that holds `size` bytes.
+pub fn size_class(size: usize) -> Option<usize> {
+    SIZE_CLASSES.iter().position(|&class| class >= size)
+}
+
+/// The generic allocator.
+#[pin_data(PinnedDrop)]
+pub struct Kmalloc {
+    caches: KVec<Arc<Cache>>,
+    #[pin]
+    large: XArray<KBox<LargeAlloc>>,
+    large_pages: AtomicUsize,
+}
+
+/// Pages of one large allocation, freed on drop.
+///
+/// # Invariants
+///
+/// `addr` is the address of 2^`order` pages from `rslab_pages_alloc`,
+/// owned by this value.
+struct LargeAlloc {
+    addr: NonNull<u8>,
+    order: u32,
+}
+
+// SAFETY: The pages are plain memory owned by the value, usable from any thread.
+unsafe impl Send for LargeAlloc {}
+// SAFETY: `&LargeAlloc` only reads the two fields.
+unsafe impl Sync for LargeAlloc {}
+
+impl Drop for LargeAlloc {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant, we own these pages.
+        unsafe { sys::rslab_pages_free(self.addr.as_ptr().cast(), self.order) };
+    }
+}
+
+impl Kmalloc {
+    /// Creates the size-class caches with `make`, which may register them.
+    pub fn new(
+        mut make: impl FnMut(&CStr, usize) -> Result<Arc<Cache>>,
+    ) -> impl PinInit<Self, Error> {
+        let caches = (|| {
+            let mut caches = KVec::with_capacity(SIZE_CLASSES.len(), GFP_KERNEL)?;
+            for size in SIZE_CLASSES {
+                let name = kernel::str::CString::try_from_fmt(fmt!("kmalloc-{size}"))?;
+                caches.push(make(&name, size)?, GFP_KERNEL)?;
+            }
+            Ok::<_, Error>(caches)
+        })();
+        try_pin_init!(Self {
+            caches: caches?,
+            large <- XArray::new(AllocKind::Alloc),
+            large_pages: AtomicUsize::new(0),
+        }? Error)
+    }
+
+    /// Creates one size-class cache, as `kmalloc_caches[]` are created.
+    pub fn class_cache(name: &CStr, size: usize) -> Result<Arc<Cache>> {
+        Cache::new(name, size, 8, CacheFlags::NONE, None)
+    }
+
+    /// The size-class caches, smallest first.
+    pub fn caches(&self) -> &[Arc<Cache>] {
+        &self.caches
+    }
+
+    /// Pages held by large allocations.
+    pub fn large_pages(&self) -> usize {
+        self.large_pages.load(Relaxed)
+    }
+
+    /// Allocates `size` bytes: from the smallest class that fits, or as
+    /// whole pages above [`MAX_CACHE_SIZE`]. `EINVAL` for 0 bytes.
+    pub fn alloc(&self, size: usize, gfp: Flags) -> Result<NonNull<u8>> {
+        if size == 0 {
+            return Err(EINVAL);
+        }
+        match size_class(size) {
+            Some(class) => self.caches[class].alloc(gfp),
+            None => self.alloc_large(size, gfp),
+        }
+    }
+
+    fn alloc_large(&self, size: usize, gfp: Flags) -> Result<NonNull<u8>> {
+        let order = get_order(size);
+        if order > crate::layout::MAX_ORDER {
+            return Err(ENOMEM);
+        }
+        // SAFETY: Any node and order are accepted; failure gives NULL.
+        let ptr = unsafe { sys::rslab_pages_alloc(sys::numa_mem_id(), sys::gfp_bits(gfp), order) };
+        let addr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
+        // From here on, dropping `record` frees the pages.
+        let record = KBox::new(LargeAlloc { addr, order }, gfp)?;
+        self.large.lock().store(pfn(addr.as_ptr()), record, gfp)?;
+        self.large_pages.fetch_add(1 << order, Relaxed);
+        Ok(addr)
+    }
+
+    /// The cache whose slab holds `ptr`, or `None` for a large allocation.
+    fn cache_of(&self, ptr: *const u8) -> Option<&Arc<Cache>> {
+        // SAFETY: `ptr` is a live allocation of ours, so in the direct map.
+        let meta = unsafe { sys::rslab_page_private(ptr.cast::<c_void>()) };
+        if meta.is_null() {
+            return None;
+        }
+        self.caches.iter().find(|c| {
+            // SAFETY: A live object's page carries its slab, owned by one
+            // of our caches.
+            unsafe { crate::slab::Slab::of(ptr, c.owner_id(), false) }.is_ok()
+        })
+    }
+
+    /// The usable size of the allocation at `ptr` (`ksize()`): its class
+    /// size, or its pages' size.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live allocation from this allocator.
+    pub unsafe fn ksize(&self, ptr: NonNull<u8>) -> usize {
+        match self.cache_of(ptr.as_ptr()) {
+            Some(cache) => cache.layout().object_size,
+            None => self
+                .large
+                .lock()
+                .get(pfn(ptr.as_ptr()))
+                .map_or(0, |large| slab_bytes(large.order)),
+        }
+    }
+
+    /// Frees the allocation at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live allocation from this allocator, not used again.
+    pub unsafe fn free(&self, ptr: NonNull<u8>) {
+        if let Some(cache) = self.cache_of(ptr.as_ptr()) {
+            // SAFETY: The caller's promise; `cache` holds the object.
+            return unsafe { cache.free(ptr) };
+        }
+        match self.large.lock().remove(pfn(ptr.as_ptr())) {
+            // Dropping the record frees the pages.
+            Some(large) => {
+                self.large_pages.fetch_sub(1 << large.order, Relaxed);
+            }
+            None => pr_err!("rslab: kfree of an unknown pointer {:p}\n", ptr.as_ptr()),
+        }
+    }
+}
+
+fn pfn(ptr: *const u8) -> usize {
+    ptr as usize / sys::PAGE_SIZE
+}
+
+#[pinned_drop]
+impl PinnedDrop for Kmalloc {
+    /// Reports large allocations still live at teardown; the `XArray` then
+    /// drops their records, which frees their pages.
+    fn drop(self: Pin<&mut Self>) {
+        let pages = self.large_pages.load(Relaxed);
+        if pages > 0 {
+            pr_err!("rslab: {} pages of large kmalloc allocations still live at unload\n", pages);
+        }
+    }
+}

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Object layout and slab order: where each object's bytes, red zone and free
+//! pointer live, and how many pages a slab takes.
+//!
+//! This is SLUB's `calculate_alignment()`, `calculate_sizes()` and
+//! `calculate_order()` (mm/slub.c), as pure functions, so that KUnit can
+//! check them against a table and the selftests against the running SLUB.
+//! rslab keeps its per-slab metadata off the slab (see [`crate::slab`]), so
+//! a slab holds exactly as many objects as SLUB's slab of the same order.
+
+use crate::flags::CacheFlags;
+use crate::sys::PAGE_SIZE;
+use kernel::prelude::*;
+
+const WORD: usize = core::mem::size_of::<usize>();
+/// The largest order SLUB prefers (`PAGE_ALLOC_COSTLY_ORDER`).
+pub(crate) const MAX_PREFERRED_ORDER: u32 = 3;
+/// The largest order the page allocator serves (`MAX_PAGE_ORDER`).
+pub(crate) const MAX_ORDER: u32 = kernel::bindings::MAX_PAGE_ORDER;
+/// SLUB's limit on objects per slab (`MAX_OBJS_PER_PAGE`).
+const MAX_OBJS_PER_SLAB: usize = 32767;
+/// The cache line size rslab aligns `HWCACHE_ALIGN` objects to.
+const CACHE_LINE: usize = kernel::bindings::L1_CACHE_BYTES as usize;
+
+/// Where everything lives in one object slot, and the slab geometry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// The size the cache's user asked for.
+    pub object_size: usize,
+    /// The slot size: the stride between objects in a slab.
+    pub size: usize,
+    /// The alignment of every object.
+    pub align: usize,
+    /// The offset of the free pointer in a free slot.
+    pub free_offset: usize,
+    /// The red zone, `[object_size, red_zone_end)`; empty without `RED_ZONE`.
+    pub red_zone_end: usize,
+    /// The preferred slab order.
+    pub order: u32,
+    /// The fallback order when the preferred one cannot be had.
+    pub min_order: u32,
+}
+
+/// `fls()`: the position of the highest set bit, 1-based; 0 for 0.
+fn fls(x: u32) -> u32 {
+    u32::BITS - x.leading_zeros()
+}
+
+/// `get_order()`: the smallest order whose slab holds `size` bytes.
+pub(crate) fn get_order(size: usize) -> u32 {
+    let pages = size.div_ceil(PAGE_SIZE).max(1);
+    pages.next_power_of_two().trailing_zeros()
+}
+
+/// The bytes in a slab of `order`.
+pub(crate) const fn slab_bytes(order: u32) -> usize {
+    PAGE_SIZE << order
+}
+
+/// SLUB's `calc_slab_order()`: the smallest order in `[min, max]` that wastes
+/// at most `1/fraction` of the slab; `max + 1` if none does.
+fn calc_slab_order(size: usize, min: u32, max: u32, fraction: usize) -> u32 {
+    (min..=max)
+        .find(|&order| slab_bytes(order) % size <= slab_bytes(order) / fraction)
+        .unwrap_or(max + 1)
+}
+
+/// SLUB's `calculate_order()` for a slot `size`, given the present CPUs.
+pub(crate) fn calculate_order(size: usize, nr_cpus: u32) -> Result<u32> {
+    let min_objects = (4 * (fls(nr_cpus) + 1)) as usize;
+    let max_objects = (slab_bytes(MAX_PREFERRED_ORDER) / size).max(1);
+    let min_objects = min_objects.min(max_objects);
+    let min_order = get_order(min_objects * size);
+    if slab_bytes(min_order) / size > MAX_OBJS_PER_SLAB {
+        return Ok(get_order(size * MAX_OBJS_PER_SLAB) - 1);
+    }
+    for fraction in [16, 8, 4, 2] {
+        let order = calc_slab_order(size, min_order, MAX_PREFERRED_ORDER, fraction);
+        if order <= MAX_PREFERRED_ORDER {
+            return Ok(order);
+        }
+    }
+    let order = get_order(size);
+    if order <= MAX_ORDER {
+        Ok(order)
+    } else {
+        Err(EINVAL)
+    }
+}
+
+/// SLUB's `calculate_alignment()`.
+fn calculate_alignment(flags: CacheFlags, align: usize, size: usize) -> usize {
+    let mut align = align.max(WORD);
+    if flags.contains(CacheFlags::HWCACHE_ALIGN) {
+        let mut line = CACHE_LINE;
+        while size <= line / 2 {
+            line /= 2;
+        }
+        align = align.max(line);
+    }
+    align.next_multiple_of(WORD)
+}
+
+impl Layout {
+    /// Lays out a cache of `object_size`-byte objects aligned to `align`.
+    ///
+    /// As in SLUB, the free pointer sits in the middle of a free object,
+    /// unless the object's free contents matter (a constructor's state or a
+    /// poison pattern), in which case it goes after the object. A red zone
+    /// takes the padding after the object plus one word.
+    ///
+    /// Returns `EINVAL` for a zero size, an alignment that is not a power of
+    /// two, or an object too large for the biggest slab.
+    pub fn new(
+        object_size: usize,
+        align: usize,
+        flags: CacheFlags,
+        has_ctor: bool,
+        nr_cpus: u32,
+    ) -> Result<Self> {
+        if object_size == 0 || !align.is_power_of_two() || object_size > slab_bytes(MAX_ORDER) {
+            return Err(EINVAL);
+        }
+        let align = calculate_alignment(flags, align, object_size);
+        let mut inuse = object_size.next_multiple_of(WORD);
+        let red_zone_end = if flags.contains(CacheFlags::RED_ZONE) {
+            inuse += WORD;
+            inuse
+        } else {
+            object_size
+        };
+        let free_offset = if has_ctor || flags.contains(CacheFlags::POISON) {
+            inuse += WORD;
+            inuse - WORD
+        } else {
+            (object_size / 2) / WORD * WORD
+        };
+        let size = inuse.next_multiple_of(align);
+        let order = calculate_order(size, nr_cpus)?;
+        let min_order = get_order(size);
+        Ok(Self {
+            object_size,
+            size,
+            align,
+            free_offset,
+            red_zone_end,
+            order,
+            min_order: min_order.min(order),
+        })
+    }
+
+    /// Objects in a slab of `order`.
+    pub fn objects(&self, order: u32) -> u32 {
+        (slab_bytes(order) / self.size) as u32
+    }
+}

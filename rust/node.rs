@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-NUMA-node slab lists: partial, full and empty slabs, under one
+//! interrupt-safe spinlock per node (SLUB's `kmem_cache_node.list_lock`).
+//!
+//! A slab moves between lists only here, when its allocated count crosses
+//! 0 or its capacity. Empty slabs are kept up to the cache's `min_partial`
+//! and the rest handed back to the caller, which returns their pages to the
+//! page allocator after dropping the lock.
+//!
+//! # Invariants
+//!
+//! Every slab on a list of a [`NodeLists`] is live, belongs to this node and
+//! cache, has `state` equal to the list it is on, and is reached only with
+//! the node's lock held.
+
+use crate::slab::{Slab, SlabState};
+use core::ptr::{self, NonNull};
+use kernel::prelude::*;
+use kernel::sync::SpinLockIrq;
+
+/// An intrusive doubly linked list of slabs, threaded through [`Slab`].
+pub(crate) struct SlabList {
+    head: *mut Slab,
+    len: usize,
+}
+
+impl SlabList {
+    const fn new() -> Self {
+        Self {
+            head: ptr::null_mut(),
+            len: 0,
+        }
+    }
+
+    /// The number of slabs on the list.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The first slab, if any.
+    pub(crate) fn first(&self) -> Option<NonNull<Slab>> {
+        NonNull::new(self.head)
+    }
+
+    /// # Safety
+    ///
+    /// `slab` must be live and on no list.
+    unsafe fn push(&mut self, mut slab: NonNull<Slab>) {
+        // SAFETY: By the caller's promise the slab is live and unlinked; the
+        // old head is live by the type invariant.
+        unsafe {
+            let s = slab.as_mut();
+            s.prev = ptr::null_mut();
+            s.next = self.head;
+            if let Some(mut head) = NonNull::new(self.head) {
+                head.as_mut().prev = slab.as_ptr();
+            }
+        }
+        self.head = slab.as_ptr();
+        self.len += 1;
+    }
+
+    /// # Safety
+    ///
+    /// `slab` must be on this list.
+    unsafe fn remove(&mut self, mut slab: NonNull<Slab>) {
+        // SAFETY: The slab and its neighbours are live list members.
+        unsafe {
+            let s = slab.as_mut();
+            match NonNull::new(s.prev) {
+                Some(mut prev) => prev.as_mut().next = s.next,
+                None => self.head = s.next,
+            }
+            if let Some(mut next) = NonNull::new(s.next) {
+                next.as_mut().prev = s.prev;
+            }
+            s.prev = ptr::null_mut();
+            s.next = ptr::null_mut();
+        }
+        self.len -= 1;
+    }
+}
+
+/// The lists of one node, and what they hold.
+pub(crate) struct NodeLists {
+    partial: SlabList,
+    full: SlabList,
+    empty: SlabList,
+    /// Objects in all slabs of this node.
+    pub(crate) total_objects: usize,
+    /// Pages in all slabs of this node.
+    pub(crate) pages: usize,
+}
+
+// SAFETY: The raw slab pointers are only followed under the node lock.
+unsafe impl Send for NodeLists {}
+
+impl NodeLists {
+    fn list(&mut self, state: SlabState) -> &mut SlabList {
+        match state {
+            SlabState::Empty => &mut self.empty,
+            SlabState::Partial => &mut self.partial,
+            SlabState::Full => &mut self.full,
+        }
+    }
+
+    /// Partial, full and empty slab counts.
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        (self.partial.len(), self.full.len(), self.empty.len())
+    }
+
+    /// Allocated objects in all slabs of the node (a walk: for the stats).
+    pub(crate) fn inuse(&self) -> usize {
+        let mut n = 0;
+        for list in [&self.partial, &self.full] {
+            let mut cur = list.head;
+            while let Some(slab) = NonNull::new(cur) {
+                // SAFETY: A list member, under the lock (we hold `&self`,
+                // which only the lock guard hands out).
+                let s = unsafe { slab.as_ref() };
+                n += s.inuse() as usize;
+                cur = s.next;
+            }
+        }
+        n
+    }
+
+    /// Adds a new slab (every object free).
+    ///
+    /// # Safety
+    ///
+    /// `slab` must be live, on no list, and of this node and cache.
+    pub(crate) unsafe fn add(&mut self, slab: NonNull<Slab>) {
+        // SAFETY: The caller's promise; only this lock holder sees the slab.
+        let s = unsafe { &mut *slab.as_ptr() };
+        s.state = s.wanted_state();
+        self.total_objects += s.objects() as usize;
+        self.pages += 1 << s.order();
+        // SAFETY: The caller's promise.
+        unsafe { self.list(s.state).push(slab) };
+    }
+
+    /// A slab to allocate from: a partial one, else an empty one.
+    pub(crate) fn alloc_candidate(&self) -> Option<NonNull<Slab>> {
+        self.partial.first().or_else(|| self.empty.first())
+    }
+
+    /// Moves `slab` to the list its counts call for, after objects were
+    /// taken from or returned to it.
+    ///
+    /// # Safety
+    ///
+    /// `slab` must be on one of these lists.
+    pub(crate) unsafe fn update(&mut self, slab: NonNull<Slab>) {
+        // SAFETY: A list member, under the lock.
+        let s = unsafe { &mut *slab.as_ptr() };
+        let want = s.wanted_state();
+        if want != s.state {
+            let from = s.state;
+            s.state = want;
+            // SAFETY: The slab is on the `from` list, and after removal on none.
+            unsafe {
+                self.list(from).remove(slab);
+                self.list(want).push(slab);
+            }
+        }
+    }
+
+    /// Takes empty slabs off beyond `keep`, for the caller to free.
+    pub(crate) fn take_empty(&mut self, keep: usize, out: &mut SlabList) {
+        while self.empty.len() > keep {
+            let Some(slab) = self.empty.first() else { break };
+            // SAFETY: `slab` is on the empty list; after removal it is on none.
+            unsafe { self.detach(slab, SlabState::Empty) };
+            // SAFETY: Detached above.
+            unsafe { out.push(slab) };
+        }
+    }
+
+    /// Takes every slab off, for the caller to free; returns how many
+    /// objects were still allocated in them.
+    pub(crate) fn take_all(&mut self, out: &mut SlabList) -> usize {
+        let mut inuse = 0;
+        for state in [SlabState::Empty, SlabState::Partial, SlabState::Full] {
+            while let Some(slab) = self.list(state).first() {
+                // SAFETY: A list member, under the lock.
+                inuse += unsafe { slab.as_ref() }.inuse() as usize;
+                // SAFETY: On the `state` list; after removal on none.
+                unsafe { self.detach(slab, state) };
+                // SAFETY: Detached above.
+                unsafe { out.push(slab) };
+            }
+        }
+        inuse
+    }
+
+    /// # Safety
+    ///
+    /// `slab` must be on the `state` list.
+    unsafe fn detach(&mut self, slab: NonNull<Slab>, state: SlabState) {
+        // SAFETY: The caller's promise.
+        unsafe { self.list(state).remove(slab) };
+        // SAFETY: Still live; only this lock holder sees it.
+        let s = unsafe { slab.as_ref() };
+        self.total_objects -= s.objects() as usize;
+        self.pages -= 1 << s.order();
+    }
+}
+
+/// A list of slabs taken off every node list, to be freed without a lock.
+pub(crate) struct Detached(SlabList);
+
+impl Detached {
+    /// An empty batch.
+    pub(crate) const fn new() -> Self {
+        Self(SlabList::new())
+    }
+
+    /// The list to hand to [`NodeLists::take_empty`] or [`NodeLists::take_all`].
+    pub(crate) fn list(&mut self) -> &mut SlabList {
+        &mut self.0
+    }
+
+    /// Frees every slab of the batch; returns how many there were.
+    pub(crate) fn free(self) -> usize {
+        self.0.len()
+        // Dropping `self` frees them.
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        while let Some(slab) = self.0.first() {
+            // SAFETY: Detached slabs are live, on this list only, and
+            // unreachable from anywhere else: nobody uses them again.
+            unsafe {
+                self.0.remove(slab);
+                Slab::free_pages(slab);
+            }
+        }
+    }
+}
+
+/// One node's lists under their lock.
+#[pin_data]
+pub(crate) struct Node {
+    #[pin]
+    pub(crate) lists: SpinLockIrq<NodeLists>,
+}
+
+impl Node {
+    /// Empty lists for one node.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            lists <- kernel::new_spinlock_irq!(
+                NodeLists {
+                    partial: SlabList::new(),
+                    full: SlabList::new(),
+                    empty: SlabList::new(),
+                    total_objects: 0,
+                    pages: 0,
+                },
+                "rslab_node_lists"
+            ),
+        })
+    }
+}

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rslab_helpers.c - the few C primitives rslab needs that Linux 7.3's Rust
+ * kernel crate does not offer.
+ *
+ * The kernel crate has no abstraction for per-CPU data, local locks, pages of
+ * a given order, or the struct page of a kernel address; most of these are
+ * macros or static inlines, which bindgen cannot call. Each function here is
+ * a thin wrapper around exactly one such primitive, so that all the logic
+ * (and every unsafe block that relies on these) stays in Rust, where its
+ * soundness is argued. Nothing here keeps state.
+ */
+
+#include <linux/gfp.h>
+#include <linux/local_lock.h>
+#include <linux/mm.h>
+#include <linux/percpu.h>
+#include <linux/topology.h>
+
+/*
+ * Per-CPU sheaf storage: a local lock followed by the Rust-owned part. The
+ * local lock is what SLUB's own per-CPU sheaves use: on !PREEMPT_RT it
+ * disables interrupts (so the allocator may be used from IRQ context) and
+ * tells lockdep which per-CPU data it protects.
+ */
+struct rslab_pcpu {
+	local_lock_t lock;
+	unsigned long data[] __aligned(sizeof(void *));
+};
+
+/* Allocates zeroed per-CPU storage with @size bytes of Rust data per CPU. */
+void __percpu *rslab_pcpu_alloc(size_t size)
+{
+	struct rslab_pcpu __percpu *p;
+	int cpu;
+
+	p = __alloc_percpu_gfp(sizeof(struct rslab_pcpu) + size,
+			       __alignof__(struct rslab_pcpu), GFP_KERNEL);
+	if (!p)
+		return NULL;
+	for_each_possible_cpu(cpu)
+		local_lock_init(&per_cpu_ptr(p, cpu)->lock);
+	return p;
+}
+
+void rslab_pcpu_free(void __percpu *p)
+{
+	free_percpu(p);
+}
+
+/*
+ * Locks this CPU's part of @p and returns its Rust data. Until the matching
+ * rslab_pcpu_unlock() the caller stays on this CPU with interrupts off.
+ */
+void *rslab_pcpu_lock(void __percpu *p, unsigned long *flags)
+{
+	struct rslab_pcpu __percpu *pcpu = p;
+
+	local_lock_irqsave(&pcpu->lock, *flags);
+	return this_cpu_ptr(pcpu)->data;
+}
+
+void rslab_pcpu_unlock(void __percpu *p, unsigned long flags)
+{
+	struct rslab_pcpu __percpu *pcpu = p;
+
+	local_unlock_irqrestore(&pcpu->lock, flags);
+}
+
+/* CPU @cpu's Rust data, for readers that sum counters or drain other CPUs. */
+void *rslab_pcpu_ptr(void __percpu *p, unsigned int cpu)
+{
+	struct rslab_pcpu __percpu *pcpu = p;
+
+	return per_cpu_ptr(pcpu, cpu)->data;
+}
+
+bool rslab_cpu_possible(unsigned int cpu)
+{
+	return cpu < nr_cpu_ids && cpu_possible(cpu);
+}
+
+unsigned int rslab_num_present_cpus(void)
+{
+	return num_present_cpus();
+}
+
+/* The node whose memory this CPU should use (memoryless nodes fall back). */
+int rslab_numa_mem_id(void)
+{
+	return numa_mem_id();
+}
+
+/*
+ * Allocates a slab: 2^@order contiguous pages as one compound page, near
+ * node @nid, and returns their address in the direct map, or NULL.
+ */
+void *rslab_pages_alloc(int nid, gfp_t gfp, unsigned int order)
+{
+	struct page *page = alloc_pages_node(nid, gfp | __GFP_COMP, order);
+
+	return page ? page_address(page) : NULL;
+}
+
+void rslab_pages_free(void *addr, unsigned int order)
+{
+	struct page *page = virt_to_page(addr);
+
+	set_page_private(page, 0);
+	__free_pages(page, order);
+}
+
+/* The gfp for an attempt at a higher order than needed: cheap to refuse. */
+gfp_t rslab_gfp_opportunistic(gfp_t gfp)
+{
+	return (gfp | __GFP_NOWARN | __GFP_NORETRY) & ~__GFP_NOFAIL;
+}
+
+/*
+ * Slab lookup from an object, SLUB's virt_to_slab(): the head page of the
+ * compound page that holds @obj carries the slab's metadata pointer in its
+ * private field. Returns NULL for addresses outside the direct map.
+ */
+void *rslab_page_private(const void *obj)
+{
+	if (!virt_addr_valid(obj))
+		return NULL;
+	return (void *)page_private(compound_head(virt_to_page(obj)));
+}
+
+void rslab_set_page_private(void *addr, void *meta)
+{
+	set_page_private(virt_to_page(addr), (unsigned long)meta);
+}
+
+/* The node of the memory at @obj. */
+int rslab_addr_nid(const void *obj)
+{
+	return page_to_nid(virt_to_page(obj));
+}
+
+/*
+ * The address of the slab (compound page) that holds @obj, or NULL outside
+ * the direct map. Used with consistency checks to validate a pointer.
+ */
+void *rslab_head_address(const void *obj)
+{
+	if (!virt_addr_valid(obj))
+		return NULL;
+	return page_address(compound_head(virt_to_page(obj)));
+}
+
+/* Runs @fn(@info) on every online CPU, waiting for all of them. */
+void rslab_on_each_cpu(void (*fn)(void *), void *info)
+{
+	on_each_cpu(fn, info, 1);
+}

@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One slab: 2^order pages from the page allocator, carved into object slots,
+//! with a freelist threaded through its free slots.
+//!
+//! The metadata ([`Slab`]) lives off the slab, in kmalloc memory, so a slab
+//! holds as many objects as SLUB's (which keeps it in `struct page`). The
+//! head page's `private` field points to it: that is how a freed object
+//! finds its slab with neither a lock nor a search ([`Slab::of`]).
+//!
+//! The freelist's next pointers are stored in the free objects, hardened as
+//! with `CONFIG_SLAB_FREELIST_HARDENED`: `next ^ key ^ swab(&slot)`, so a
+//! stray write or a leaked value does not give a usable pointer.
+//!
+//! This file and [`crate::percpu`] hold rslab's raw-memory `unsafe` code.
+//!
+//! # Invariants
+//!
+//! * `base` is the address of 2^`order` pages that this slab owns; its head
+//!   page's `private` points to this `Slab` until [`Slab::free_pages`].
+//! * Every slot of the slab is either on `freelist` or allocated; `inuse`
+//!   counts the allocated ones. With consistency checks, `allocated` has one
+//!   bit per slot, set exactly for the allocated ones.
+//! * The mutable fields are only touched under the lock of the node list that
+//!   holds the slab (see [`crate::node`]).
+
+use crate::debug;
+use crate::flags::CacheFlags;
+use crate::layout::{slab_bytes, Layout};
+use crate::sys;
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+use kernel::prelude::*;
+
+/// Which node list a slab is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlabState {
+    /// No object allocated.
+    Empty,
+    /// Some objects allocated.
+    Partial,
+    /// Every object allocated.
+    Full,
+}
+
+/// What a cache tells each of its slabs.
+pub(crate) struct SlabParams<'a> {
+    /// The object layout.
+    pub(crate) layout: &'a Layout,
+    /// The cache's flags.
+    pub(crate) flags: CacheFlags,
+    /// The free-pointer key.
+    pub(crate) key: usize,
+    /// The constructor, run once per slot when the slab is made.
+    pub(crate) ctor: Option<fn(&mut [u8])>,
+    /// The identity of the owning cache, to catch pointers from another one.
+    pub(crate) owner: usize,
+    /// The cache's name, for reports.
+    pub(crate) name: &'a CStr,
+}
+
+/// The metadata of one slab.
+///
+/// `base` and `owner` come first, in this order, for [`Slab::probe`].
+#[repr(C)]
+pub(crate) struct Slab {
+    base: NonNull<u8>,
+    owner: usize,
+    pub(crate) prev: *mut Slab,
+    pub(crate) next: *mut Slab,
+    pub(crate) state: SlabState,
+    order: u32,
+    objects: u32,
+    inuse: u32,
+    node: i32,
+    freelist: *mut u8,
+    allocated: KVec<u64>,
+}
+
+// SAFETY: A `Slab` is only reached under its node's lock (or by its creator
+// before it is published), so moving it between threads is sound.
+unsafe impl Send for Slab {}
+
+/// Why a pointer handed to `free` cannot be one of this slab's objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BadFree {
+    /// Not in any slab of this cache.
+    ForeignPointer,
+    /// Inside a slab of this cache, but not at the start of a slot.
+    Misaligned,
+    /// The slot is already free.
+    DoubleFree,
+}
+
+impl Slab {
+    /// Allocates the pages and the metadata of a new slab of `order` on node
+    /// `nid`, with every slot free (and constructed, poisoned, red-zoned as
+    /// the cache asks).
+    pub(crate) fn new(
+        p: &SlabParams<'_>,
+        nid: i32,
+        order: u32,
+        gfp: kernel::bindings::gfp_t,
+    ) -> Option<NonNull<Slab>> {
+        let objects = p.layout.objects(order);
+        let words = if p.flags.contains(CacheFlags::CONSISTENCY_CHECKS) {
+            (objects as usize).div_ceil(64)
+        } else {
+            0
+        };
+        let meta_gfp = kernel::alloc::flags::GFP_NOWAIT | __GFP_NOWARN;
+        let allocated = KVec::from_elem(0u64, words, meta_gfp).ok()?;
+        // A constructor sees zeroed memory, never stale page contents.
+        let gfp = if p.ctor.is_some() {
+            gfp | kernel::bindings::__GFP_ZERO
+        } else {
+            gfp
+        };
+        // SAFETY: Any node id and order are accepted; failure gives NULL.
+        let base = NonNull::new(unsafe { sys::rslab_pages_alloc(nid, gfp, order) }.cast::<u8>())?;
+        // SAFETY: `base` is the address of the 2^order pages just allocated.
+        let nid = unsafe { sys::rslab_addr_nid(base.as_ptr().cast()) };
+        let slab = Slab {
+            prev: ptr::null_mut(),
+            next: ptr::null_mut(),
+            state: SlabState::Empty,
+            base,
+            order,
+            objects,
+            inuse: 0,
+            node: nid,
+            owner: p.owner,
+            freelist: ptr::null_mut(),
+            allocated,
+        };
+        let Ok(slab) = KBox::new(slab, meta_gfp) else {
+            // SAFETY: The pages were allocated above with this order and are
+            // not referenced anywhere.
+            unsafe { sys::rslab_pages_free(base.as_ptr().cast(), order) };
+            return None;
+        };
+        let mut slab = NonNull::from(KBox::leak(slab));
+        // SAFETY: The slab is not yet published, so this is the only reference.
+        let s = unsafe { slab.as_mut() };
+        for i in (0..objects as usize).rev() {
+            let obj = s.slot(p.layout, i);
+            let bytes = s.slot_bytes(p.layout, obj);
+            if let Some(ctor) = p.ctor {
+                ctor(&mut bytes[..p.layout.object_size]);
+            }
+            debug::prepare_free(p.layout, p.flags, bytes);
+            s.push(p, obj);
+        }
+        // SAFETY: `base` is this slab's head page; the metadata stays valid
+        // until `free_pages`, which clears the field first.
+        unsafe { sys::rslab_set_page_private(base.as_ptr().cast(), slab.as_ptr().cast()) };
+        Some(slab)
+    }
+
+    /// The slab that holds `obj`, if `obj` is in a slab of cache `owner`.
+    ///
+    /// With `checked`, the metadata pointer found in the page is validated
+    /// with a fault-tolerant read before it is trusted, so a pointer to any
+    /// other kernel memory is reported instead of followed.
+    ///
+    /// # Safety
+    ///
+    /// `obj` must be in the direct map, and unless `checked`, its head page's
+    /// `private` field must be 0 or a `Slab` pointer: true for every page
+    /// rslab owns, and the caller's promise for any other page.
+    pub(crate) unsafe fn of(
+        obj: *const u8,
+        owner: usize,
+        checked: bool,
+    ) -> Result<NonNull<Slab>, BadFree> {
+        // SAFETY: Any address is accepted; non-direct-map ones give NULL.
+        let meta = unsafe { sys::rslab_page_private(obj.cast::<c_void>()) };
+        let slab = NonNull::new(meta.cast::<Slab>()).ok_or(BadFree::ForeignPointer)?;
+        let (base, slab_owner) = if checked {
+            Self::probe(obj, slab).ok_or(BadFree::ForeignPointer)?
+        } else {
+            // SAFETY: By the caller's promise, a non-zero `private` is a live
+            // `Slab`; `base` and `owner` are immutable, so need no lock.
+            let s = unsafe { slab.as_ref() };
+            (s.base.as_ptr(), s.owner)
+        };
+        if slab_owner != owner || base.is_null() {
+            return Err(BadFree::ForeignPointer);
+        }
+        Ok(slab)
+    }
+
+    /// Reads `base` and `owner` of the would-be `Slab` at `slab` without
+    /// trusting it, and checks that `base` is the slab page holding `obj`.
+    fn probe(obj: *const u8, slab: NonNull<Slab>) -> Option<(*mut u8, usize)> {
+        let mut head = [0usize; 2];
+        // SAFETY: `copy_from_kernel_nofault` reads any kernel address and
+        // fails cleanly instead of faulting; `head` has room for two words.
+        let err = unsafe {
+            kernel::bindings::copy_from_kernel_nofault(
+                head.as_mut_ptr().cast(),
+                slab.as_ptr().cast(),
+                core::mem::size_of_val(&head),
+            )
+        };
+        // SAFETY: Any address is accepted.
+        let page = unsafe { sys::rslab_head_address(obj.cast()) };
+        (err == 0 && head[0] == page as usize).then_some((head[0] as *mut u8, head[1]))
+    }
+
+    /// The node whose list holds this slab.
+    pub(crate) fn node(&self) -> i32 {
+        self.node
+    }
+
+    /// The slab's order.
+    pub(crate) fn order(&self) -> u32 {
+        self.order
+    }
+
+    /// Objects in the slab.
+    pub(crate) fn objects(&self) -> u32 {
+        self.objects
+    }
+
+    /// Allocated objects.
+    pub(crate) fn inuse(&self) -> u32 {
+        self.inuse
+    }
+
+    /// The state the slab's counts call for.
+    pub(crate) fn wanted_state(&self) -> SlabState {
+        match self.inuse {
+            0 => SlabState::Empty,
+            n if n == self.objects => SlabState::Full,
+            _ => SlabState::Partial,
+        }
+    }
+
+    fn slot(&self, layout: &Layout, index: usize) -> NonNull<u8> {
+        // SAFETY: `index < objects`, so the slot lies inside the slab.
+        unsafe { self.base.add(index * layout.size) }
+    }
+
+    fn index_of(&self, layout: &Layout, obj: *const u8) -> Option<usize> {
+        let offset = (obj as usize).checked_sub(self.base.as_ptr() as usize)?;
+        (offset < slab_bytes(self.order) && offset % layout.size == 0 && offset / layout.size < self.objects as usize)
+            .then_some(offset / layout.size)
+    }
+
+    /// The bytes of the slot at `obj`.
+    fn slot_bytes<'a>(&'a mut self, layout: &Layout, obj: NonNull<u8>) -> &'a mut [u8] {
+        // SAFETY: `obj` is a slot of this slab (callers got it from `slot` or
+        // validated it with `index_of`), the slab's pages are owned by it,
+        // and the slot is free or being handed over, so no one else uses it.
+        unsafe { core::slice::from_raw_parts_mut(obj.as_ptr(), layout.size) }
+    }
+
+    fn encode(p: &SlabParams<'_>, next: *mut u8, at: *mut u8) -> usize {
+        next as usize ^ p.key ^ (at as usize).swap_bytes()
+    }
+
+    fn push(&mut self, p: &SlabParams<'_>, obj: NonNull<u8>) {
+        let at = obj.as_ptr().wrapping_add(p.layout.free_offset);
+        let value = Self::encode(p, self.freelist, at);
+        // SAFETY: `at` is inside the free slot `obj` of this slab, and may be
+        // unaligned only if the layout says so (it never does: word aligned).
+        unsafe { at.cast::<usize>().write_unaligned(value) };
+        self.freelist = obj.as_ptr();
+    }
+
+    /// Takes one object off the freelist; `None` when the slab is full.
+    ///
+    /// With consistency checks, a corrupted next pointer is reported and the
+    /// rest of the freelist abandoned (leaked) rather than followed.
+    pub(crate) fn pop(&mut self, p: &SlabParams<'_>) -> Option<NonNull<u8>> {
+        let obj = NonNull::new(self.freelist)?;
+        let at = obj.as_ptr().wrapping_add(p.layout.free_offset);
+        // SAFETY: `obj` is the head of this slab's freelist: a free slot.
+        let next = unsafe { at.cast::<usize>().read_unaligned() } ^ p.key ^ (at as usize).swap_bytes();
+        let next = next as *mut u8;
+        self.freelist = if next.is_null() || self.index_of(p.layout, next).is_some() {
+            next
+        } else {
+            debug::report(p.name, "freelist corrupted", obj.as_ptr());
+            ptr::null_mut()
+        };
+        self.inuse += 1;
+        let index = self.index_of(p.layout, obj.as_ptr())?;
+        if let Some(word) = self.allocated.get_mut(index / 64) {
+            *word |= 1 << (index % 64);
+        }
+        debug::prepare_alloc(p.layout, p.flags, p.name, self.slot_bytes(p.layout, obj));
+        Some(obj)
+    }
+
+    /// Checks a pointer about to be freed to this slab (consistency checks).
+    pub(crate) fn check_free(&mut self, p: &SlabParams<'_>, obj: *mut u8) -> Result<(), BadFree> {
+        let index = self.index_of(p.layout, obj).ok_or(BadFree::Misaligned)?;
+        if let Some(word) = self.allocated.get(index / 64) {
+            if word & (1 << (index % 64)) == 0 {
+                return Err(BadFree::DoubleFree);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts an allocated object back on the freelist.
+    ///
+    /// Returns `false`, having reported it and kept the object out of the
+    /// freelist, if its red zone was overwritten.
+    ///
+    /// # Safety
+    ///
+    /// `obj` must be an allocated object of this slab (with consistency
+    /// checks, [`Slab::check_free`] has established that).
+    pub(crate) unsafe fn free(&mut self, p: &SlabParams<'_>, obj: NonNull<u8>) -> bool {
+        if !debug::check_red_zone(p.layout, p.flags, p.name, self.slot_bytes(p.layout, obj)) {
+            return false;
+        }
+        if let Some(index) = self.index_of(p.layout, obj.as_ptr()) {
+            if let Some(word) = self.allocated.get_mut(index / 64) {
+                *word &= !(1 << (index % 64));
+            }
+        }
+        debug::prepare_free(p.layout, p.flags, self.slot_bytes(p.layout, obj));
+        self.push(p, obj);
+        self.inuse -= 1;
+        true
+    }
+
+    /// Returns the pages to the page allocator and frees the metadata.
+    ///
+    /// # Safety
+    ///
+    /// `slab` must be on no list, and no one may use it or its objects again.
+    pub(crate) unsafe fn free_pages(slab: NonNull<Slab>) {
+        // SAFETY: By the caller's promise the slab is no longer shared; it
+        // was leaked from a `KBox` in `new`.
+        let slab = unsafe { KBox::from_raw(slab.as_ptr()) };
+        // SAFETY: The pages were allocated by `new` with this order; the
+        // helper clears the head page's `private` before freeing them.
+        unsafe { sys::rslab_pages_free(slab.base.as_ptr().cast(), slab.order) };
+    }
+}

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The C primitives of `rslab_helpers.c`, and the kernel globals rslab reads.
+//!
+//! Linux 7.3's kernel crate has no per-CPU, local-lock or higher-order page
+//! abstraction, so rslab links a tiny C object that wraps each primitive in a
+//! function (see the comments there). This file declares them and wraps the
+//! ones that are safe to call with any argument in safe functions; the rest
+//! stay `unsafe` and are used only by [`crate::percpu`] and [`crate::slab`].
+
+use core::ffi::c_void;
+use kernel::alloc::Flags;
+use kernel::bindings;
+
+extern "C" {
+    pub(crate) fn rslab_pcpu_alloc(size: usize) -> *mut c_void;
+    pub(crate) fn rslab_pcpu_free(p: *mut c_void);
+    pub(crate) fn rslab_pcpu_lock(p: *mut c_void, flags: *mut usize) -> *mut c_void;
+    pub(crate) fn rslab_pcpu_unlock(p: *mut c_void, flags: usize);
+    pub(crate) fn rslab_pcpu_ptr(p: *mut c_void, cpu: u32) -> *mut c_void;
+    fn rslab_cpu_possible(cpu: u32) -> bool;
+    fn rslab_num_present_cpus() -> u32;
+    fn rslab_numa_mem_id() -> i32;
+    pub(crate) fn rslab_pages_alloc(nid: i32, gfp: bindings::gfp_t, order: u32) -> *mut c_void;
+    pub(crate) fn rslab_pages_free(addr: *mut c_void, order: u32);
+    fn rslab_gfp_opportunistic(gfp: bindings::gfp_t) -> bindings::gfp_t;
+    pub(crate) fn rslab_page_private(obj: *const c_void) -> *mut c_void;
+    pub(crate) fn rslab_set_page_private(addr: *mut c_void, meta: *mut c_void);
+    pub(crate) fn rslab_addr_nid(obj: *const c_void) -> i32;
+    pub(crate) fn rslab_head_address(obj: *const c_void) -> *mut c_void;
+    pub(crate) fn rslab_on_each_cpu(f: extern "C" fn(*mut c_void), info: *mut c_void);
+}
+
+/// The size of a page.
+pub(crate) const PAGE_SIZE: usize = bindings::PAGE_SIZE;
+
+/// Whether `cpu` is a possible CPU.
+pub(crate) fn cpu_possible(cpu: u32) -> bool {
+    // SAFETY: Reads the possible-CPU mask; valid for any `cpu`.
+    unsafe { rslab_cpu_possible(cpu) }
+}
+
+/// The number of possible CPU ids (`nr_cpu_ids`).
+pub(crate) fn nr_cpu_ids() -> u32 {
+    // SAFETY: `nr_cpu_ids` is set during boot, before modules load, and
+    // never written again.
+    unsafe { bindings::nr_cpu_ids }
+}
+
+/// The number of present CPUs, which SLUB's order calculation uses.
+pub(crate) fn num_present_cpus() -> u32 {
+    // SAFETY: Reads a cpumask weight; no preconditions.
+    unsafe { rslab_num_present_cpus() }
+}
+
+/// The number of possible NUMA node ids (`nr_node_ids`).
+pub(crate) fn nr_node_ids() -> u32 {
+    // SAFETY: `nr_node_ids` is set during boot and never written again.
+    unsafe { bindings::nr_node_ids }
+}
+
+/// The node whose memory the current CPU should use.
+pub(crate) fn numa_mem_id() -> i32 {
+    // SAFETY: Reads a per-CPU variable; a stale answer after migration is
+    // only a missed locality hint.
+    unsafe { rslab_numa_mem_id() }
+}
+
+/// The raw `gfp_t` of `flags`.
+///
+/// The kernel crate keeps `Flags`' bits private, but every `Flags` value is a
+/// union of its public constants, so the bits are recovered from those.
+pub(crate) fn gfp_bits(flags: Flags) -> bindings::gfp_t {
+    use kernel::alloc::flags::*;
+    [
+        (GFP_KERNEL_ACCOUNT, bindings::GFP_KERNEL_ACCOUNT),
+        (GFP_KERNEL, bindings::GFP_KERNEL),
+        (GFP_ATOMIC, bindings::GFP_ATOMIC),
+        (GFP_NOWAIT, bindings::GFP_NOWAIT),
+        (__GFP_ZERO, bindings::__GFP_ZERO),
+        (__GFP_HIGHMEM, bindings::__GFP_HIGHMEM),
+        (__GFP_NOWARN, bindings::__GFP_NOWARN),
+    ]
+    .iter()
+    .filter(|(f, _)| flags.contains(*f))
+    .fold(0, |bits, (_, b)| bits | b)
+}
+
+/// `gfp` made cheap to refuse, for an attempt at a higher order than needed.
+pub(crate) fn gfp_opportunistic(gfp: bindings::gfp_t) -> bindings::gfp_t {
+    // SAFETY: Pure computation on the flags.
+    unsafe { rslab_gfp_opportunistic(gfp) }
+}
+
+/// A random 64-bit value, for the free-pointer key.
+pub(crate) fn random_u64() -> u64 {
+    // SAFETY: No preconditions; the RNG is usable once modules load.
+    unsafe { bindings::get_random_u64() }
+}
+
+/// A random 32-bit value, for percentage fault injection.
+pub(crate) fn random_u32() -> u32 {
+    // SAFETY: No preconditions.
+    unsafe { bindings::get_random_u32() }
+}
