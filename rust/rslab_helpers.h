@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * rslab_helpers.h - the C primitives rslab's Rust code calls; declared on
+ * the Rust side in rust/sys.rs. See rslab_helpers.c for why each exists.
+ */
+#ifndef RSLAB_HELPERS_H
+#define RSLAB_HELPERS_H
+
+#include <linux/gfp_types.h>
+#include <linux/percpu.h>
+#include <linux/types.h>
+
+void __percpu *rslab_pcpu_alloc(size_t size);
+void rslab_pcpu_free(void __percpu *p);
+void *rslab_pcpu_lock(void __percpu *p, unsigned long *flags);
+void rslab_pcpu_unlock(void __percpu *p, unsigned long flags);
+void *rslab_pcpu_ptr(void __percpu *p, unsigned int cpu);
+bool rslab_cpu_possible(unsigned int cpu);
+unsigned int rslab_num_present_cpus(void);
+int rslab_numa_mem_id(void);
+void *rslab_pages_alloc(int nid, gfp_t gfp, unsigned int order);
+void rslab_pages_free(void *addr, unsigned int order);
+gfp_t rslab_gfp_opportunistic(gfp_t gfp);
+void *rslab_page_private(const void *obj);
+void rslab_set_page_private(void *addr, void *meta);
+int rslab_addr_nid(const void *obj);
+void *rslab_head_address(const void *obj);
+void rslab_on_each_cpu(void (*fn)(void *), void *info);
+
+#endif /* RSLAB_HELPERS_H */
