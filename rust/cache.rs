@@ -122,7 +122,9 @@ impl Cache {
             return Err(EINVAL);
         }
         let flags = match ctor {
-            Some(_) => CacheFlags::from_bits(flags.bits() & !CacheFlags::POISON.bits()).unwrap_or(flags),
+            Some(_) => {
+                CacheFlags::from_bits(flags.bits() & !CacheFlags::POISON.bits()).unwrap_or(flags)
+            }
             None => flags,
         };
         let layout = Layout::new(size, align, flags, ctor.is_some(), sys::num_present_cpus())?;
@@ -132,7 +134,11 @@ impl Cache {
         }
         let cache = Self {
             name: CString::try_from_fmt(fmt!("{name}"))?,
-            capacity: if flags.contains(CacheFlags::DEBUG) { 0 } else { sheaf_capacity(layout.size) },
+            capacity: if flags.contains(CacheFlags::DEBUG) {
+                0
+            } else {
+                sheaf_capacity(layout.size)
+            },
             min_partial: min_partial(layout.size),
             layout,
             flags,
@@ -168,6 +174,11 @@ impl Cache {
     /// The flags in effect.
     pub fn flags(&self) -> CacheFlags {
         self.flags
+    }
+
+    /// How many empty slabs each node keeps for reuse.
+    pub fn min_partial(&self) -> usize {
+        self.min_partial
     }
 
     /// The fault-injection knobs for this cache's slab allocations.
@@ -227,7 +238,9 @@ impl Cache {
                 return Ok(obj);
             }
             // No node has a free object: grow, outside every lock.
-            let slab = self.new_slab(gfp).inspect_err(|_| self.events.add(Stat::AllocFailed, 1))?;
+            let slab = self
+                .new_slab(gfp)
+                .inspect_err(|_| self.events.add(Stat::AllocFailed, 1))?;
             // SAFETY: A new slab is live, on no list, and ours.
             let nid = unsafe { slab.as_ref() }.node();
             // SAFETY: As above; the slab belongs to node `nid`.
@@ -263,7 +276,9 @@ impl Cache {
         let mut lists = self.node(nid).lists.lock();
         let mut taken = 0;
         while taken < want {
-            let Some(slab) = lists.alloc_candidate() else { break };
+            let Some(slab) = lists.alloc_candidate() else {
+                break;
+            };
             // SAFETY: A member of this node's lists, under its lock.
             let s = unsafe { &mut *slab.as_ptr() };
             while taken < want {
@@ -527,7 +542,7 @@ impl Cache {
     /// every page; the number of leaked objects. A second call finds nothing.
     fn teardown(&mut self) -> usize {
         let mut sheaves = KVec::<*mut u8>::new();
-        self.cpus.into_locals(|sheaf| {
+        self.cpus.for_each_local(|sheaf| {
             for &obj in &sheaf.objs[..sheaf.count] {
                 // Best effort: a failed push only leaves the object counted
                 // as a leak below; its pages are freed all the same.

@@ -81,6 +81,10 @@ pub(crate) fn check_red_zone(layout: &Layout, flags: CacheFlags, name: &CStr, sl
     if zone.iter().all(|&b| b == RED_ACTIVE) {
         return true;
     }
-    report(name, "red zone overwritten (write past the object)", slot.as_ptr());
+    report(
+        name,
+        "red zone overwritten (write past the object)",
+        slot.as_ptr(),
+    );
     false
 }

@@ -22,7 +22,9 @@ use kernel::sync::Arc;
 use kernel::xarray::{AllocKind, XArray};
 
 /// The kmalloc size classes, as SLUB's `kmalloc-<size>` caches.
-pub const SIZE_CLASSES: [usize; 13] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
+pub const SIZE_CLASSES: [usize; 13] = [
+    8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192,
+];
 
 /// The largest size served from a cache.
 pub const MAX_CACHE_SIZE: usize = 8192;
@@ -188,7 +190,10 @@ impl PinnedDrop for Kmalloc {
     fn drop(self: Pin<&mut Self>) {
         let pages = self.large_pages.load(Relaxed);
         if pages > 0 {
-            pr_err!("rslab: {} pages of large kmalloc allocations still live at unload\n", pages);
+            pr_err!(
+                "rslab: {} pages of large kmalloc allocations still live at unload\n",
+                pages
+            );
         }
     }
 }

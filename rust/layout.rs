@@ -11,6 +11,7 @@
 
 use crate::flags::CacheFlags;
 use crate::sys::PAGE_SIZE;
+use core::num::NonZeroUsize;
 use kernel::prelude::*;
 
 const WORD: usize = core::mem::size_of::<usize>();
@@ -60,28 +61,28 @@ pub(crate) const fn slab_bytes(order: u32) -> usize {
 
 /// SLUB's `calc_slab_order()`: the smallest order in `[min, max]` that wastes
 /// at most `1/fraction` of the slab; `max + 1` if none does.
-fn calc_slab_order(size: usize, min: u32, max: u32, fraction: usize) -> u32 {
+fn calc_slab_order(size: NonZeroUsize, min: u32, max: u32, fraction: NonZeroUsize) -> u32 {
     (min..=max)
         .find(|&order| slab_bytes(order) % size <= slab_bytes(order) / fraction)
         .unwrap_or(max + 1)
 }
 
 /// SLUB's `calculate_order()` for a slot `size`, given the present CPUs.
-pub(crate) fn calculate_order(size: usize, nr_cpus: u32) -> Result<u32> {
+pub(crate) fn calculate_order(size: NonZeroUsize, nr_cpus: u32) -> Result<u32> {
     let min_objects = (4 * (fls(nr_cpus) + 1)) as usize;
     let max_objects = (slab_bytes(MAX_PREFERRED_ORDER) / size).max(1);
     let min_objects = min_objects.min(max_objects);
-    let min_order = get_order(min_objects * size);
+    let min_order = get_order(min_objects * size.get());
     if slab_bytes(min_order) / size > MAX_OBJS_PER_SLAB {
-        return Ok(get_order(size * MAX_OBJS_PER_SLAB) - 1);
+        return Ok(get_order(size.get() * MAX_OBJS_PER_SLAB) - 1);
     }
-    for fraction in [16, 8, 4, 2] {
+    for fraction in [16, 8, 4, 2].into_iter().filter_map(NonZeroUsize::new) {
         let order = calc_slab_order(size, min_order, MAX_PREFERRED_ORDER, fraction);
         if order <= MAX_PREFERRED_ORDER {
             return Ok(order);
         }
     }
-    let order = get_order(size);
+    let order = get_order(size.get());
     if order <= MAX_ORDER {
         Ok(order)
     } else {
@@ -137,7 +138,7 @@ impl Layout {
             (object_size / 2) / WORD * WORD
         };
         let size = inuse.next_multiple_of(align);
-        let order = calculate_order(size, nr_cpus)?;
+        let order = calculate_order(NonZeroUsize::new(size).ok_or(EINVAL)?, nr_cpus)?;
         let min_order = get_order(size);
         Ok(Self {
             object_size,
@@ -152,6 +153,13 @@ impl Layout {
 
     /// Objects in a slab of `order`.
     pub fn objects(&self, order: u32) -> u32 {
-        (slab_bytes(order) / self.size) as u32
+        (slab_bytes(order) / self.stride()) as u32
+    }
+
+    /// The slot size as a divisor. (Dividing by a plain `usize` would bring
+    /// in a division-by-zero panic path, which this kernel's objtool does
+    /// not know as `noreturn`.)
+    pub(crate) fn stride(&self) -> NonZeroUsize {
+        NonZeroUsize::new(self.size).unwrap_or(NonZeroUsize::MIN)
     }
 }

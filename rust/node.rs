@@ -170,7 +170,9 @@ impl NodeLists {
     /// Takes empty slabs off beyond `keep`, for the caller to free.
     pub(crate) fn take_empty(&mut self, keep: usize, out: &mut SlabList) {
         while self.empty.len() > keep {
-            let Some(slab) = self.empty.first() else { break };
+            let Some(slab) = self.empty.first() else {
+                break;
+            };
             // SAFETY: `slab` is on the empty list; after removal it is on none.
             unsafe { self.detach(slab, SlabState::Empty) };
             // SAFETY: Detached above.

@@ -88,12 +88,13 @@ impl<L, S> PerCpu<L, S> {
 
     /// Every CPU's local part, for the owner's teardown, when no CPU can be
     /// using them any more.
-    pub(crate) fn into_locals(&mut self, mut f: impl FnMut(&mut L)) {
+    pub(crate) fn for_each_local(&mut self, mut f: impl FnMut(&mut L)) {
         for cpu in 0..sys::nr_cpu_ids() {
             if sys::cpu_possible(cpu) {
                 // SAFETY: `&mut self` proves nobody else holds the `PerCpu`,
                 // so no CPU is inside `with`.
-                let slot = unsafe { &*sys::rslab_pcpu_ptr(self.ptr.as_ptr(), cpu).cast::<Slot<L, S>>() };
+                let slot =
+                    unsafe { &*sys::rslab_pcpu_ptr(self.ptr.as_ptr(), cpu).cast::<Slot<L, S>>() };
                 // SAFETY: As above: no other reference to this `L` exists.
                 f(unsafe { &mut *slot.local.get() });
             }

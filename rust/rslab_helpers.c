@@ -17,6 +17,8 @@
 #include <linux/percpu.h>
 #include <linux/topology.h>
 
+#include "rslab_helpers.h"
+
 /*
  * Per-CPU sheaf storage: a local lock followed by the Rust-owned part. The
  * local lock is what SLUB's own per-CPU sheaves use: on !PREEMPT_RT it

@@ -11,9 +11,9 @@ use kernel::prelude::*;
 
 pub mod cache;
 mod debug;
-pub mod kmalloc;
 pub mod fault;
 pub mod flags;
+pub mod kmalloc;
 pub mod layout;
 mod node;
 mod percpu;

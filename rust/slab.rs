@@ -26,7 +26,7 @@
 
 use crate::debug;
 use crate::flags::CacheFlags;
-use crate::layout::{slab_bytes, Layout};
+use crate::layout::Layout;
 use crate::sys;
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
@@ -244,8 +244,8 @@ impl Slab {
 
     fn index_of(&self, layout: &Layout, obj: *const u8) -> Option<usize> {
         let offset = (obj as usize).checked_sub(self.base.as_ptr() as usize)?;
-        (offset < slab_bytes(self.order) && offset % layout.size == 0 && offset / layout.size < self.objects as usize)
-            .then_some(offset / layout.size)
+        let index = offset / layout.stride();
+        (offset % layout.stride() == 0 && index < self.objects as usize).then_some(index)
     }
 
     /// The bytes of the slot at `obj`.
@@ -277,7 +277,8 @@ impl Slab {
         let obj = NonNull::new(self.freelist)?;
         let at = obj.as_ptr().wrapping_add(p.layout.free_offset);
         // SAFETY: `obj` is the head of this slab's freelist: a free slot.
-        let next = unsafe { at.cast::<usize>().read_unaligned() } ^ p.key ^ (at as usize).swap_bytes();
+        let next =
+            unsafe { at.cast::<usize>().read_unaligned() } ^ p.key ^ (at as usize).swap_bytes();
         let next = next as *mut u8;
         self.freelist = if next.is_null() || self.index_of(p.layout, next).is_some() {
             next

@@ -1,18 +1,124 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! KUnit tests of the slab cache, run when the module loads.
+//! KUnit tests of rslab, run when the module loads (before its init).
+//!
+//! Each test makes its own caches, so they do not depend on the module's
+//! state; deliberate misuse (writes after free, double frees) is confined to
+//! debug caches, which detect it, and is counted through
+//! [`crate::debug::REPORTS`].
 
 use kernel::prelude::*;
+
+#[kunit_tests(rslab_layout)]
+mod layout_tests {
+    use crate::flags::CacheFlags;
+    use crate::layout::Layout;
+    use kernel::prelude::*;
+
+    /// `(size, order, objects per slab)` that SLUB's `calculate_order()`
+    /// gives each kmalloc class with 2 present CPUs (min_objects = 12); see
+    /// `Documentation/rslab.rst`.
+    const KMALLOC_2CPUS: [(usize, u32, u32); 13] = [
+        (8, 0, 512),
+        (16, 0, 256),
+        (32, 0, 128),
+        (64, 0, 64),
+        (96, 0, 42),
+        (128, 0, 32),
+        (192, 0, 21),
+        (256, 0, 16),
+        (512, 1, 16),
+        (1024, 2, 16),
+        (2048, 3, 16),
+        (4096, 3, 8),
+        (8192, 3, 4),
+    ];
+
+    #[test]
+    fn kmalloc_classes_match_the_table() -> Result {
+        for (size, order, objects) in KMALLOC_2CPUS {
+            let l = Layout::new(size, 8, CacheFlags::NONE, false, 2)?;
+            assert_eq!(l.size, size);
+            assert_eq!(l.order, order);
+            assert_eq!(l.objects(l.order), objects);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn more_cpus_give_bigger_slabs() -> Result {
+        // 64 CPUs: min_objects = 4 * (7 + 1) = 32, so 256-byte objects need
+        // two pages, as on a large machine's kmalloc-256.
+        assert_eq!(Layout::new(256, 8, CacheFlags::NONE, false, 64)?.order, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_parameters_are_rejected() {
+        let none = CacheFlags::NONE;
+        assert_eq!(Layout::new(0, 8, none, false, 2), Err(EINVAL));
+        assert_eq!(Layout::new(64, 3, none, false, 2), Err(EINVAL));
+        assert_eq!(Layout::new(usize::MAX / 2, 8, none, false, 2), Err(EINVAL));
+    }
+
+    #[test]
+    fn debug_layout_keeps_the_free_pointer_outside() -> Result {
+        let l = Layout::new(60, 8, CacheFlags::POISON | CacheFlags::RED_ZONE, false, 2)?;
+        // Object 60, red zone to 72 (padding plus a word), free pointer at 72.
+        assert_eq!(l.red_zone_end, 72);
+        assert_eq!(l.free_offset, 72);
+        assert_eq!(l.size, 80);
+        // Without debug flags the free pointer sits mid-object, as in SLUB.
+        assert_eq!(Layout::new(64, 8, CacheFlags::NONE, false, 2)?.free_offset, 32);
+        Ok(())
+    }
+
+    #[test]
+    fn hwcache_align_rounds_to_a_fitting_line_fraction() -> Result {
+        let hw = CacheFlags::HWCACHE_ALIGN;
+        assert_eq!(Layout::new(20, 8, hw, false, 2)?.align, 32);
+        assert_eq!(Layout::new(100, 8, hw, false, 2)?.size, 128);
+        Ok(())
+    }
+}
 
 #[kunit_tests(rslab_cache)]
 mod cache_tests {
     use crate::cache::Cache;
+    use crate::debug::REPORTS;
     use crate::flags::CacheFlags;
+    use crate::stats::Stat;
+    use core::ptr::NonNull;
+    use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     use kernel::prelude::*;
+    use kernel::sync::Arc;
+
+    fn reports() -> u64 {
+        REPORTS.load(Relaxed)
+    }
+
+    fn cache(name: &CStr, size: usize, flags: CacheFlags) -> Result<Arc<Cache>> {
+        Cache::new(name, size, 8, flags, None)
+    }
+
+    fn alloc_n(cache: &Cache, n: usize) -> Result<KVec<NonNull<u8>>> {
+        let mut objs = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            objs.push(cache.alloc(GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        Ok(objs)
+    }
+
+    fn free_all(cache: &Cache, objs: &mut KVec<NonNull<u8>>) {
+        for obj in objs.drain_all() {
+            // SAFETY: Every object came from `cache` and is freed once.
+            unsafe { cache.free(obj) };
+        }
+    }
 
     #[test]
     fn reuse_after_free() -> Result {
-        let cache = Cache::new(c"rslab_test_reuse", 64, 8, CacheFlags::NONE, None)?;
+        let cache = cache(c"rslab_test_reuse", 64, CacheFlags::NONE)?;
         let a = cache.alloc(GFP_KERNEL)?;
         // SAFETY: `a` came from `cache` and is not used again.
         unsafe { cache.free(a) };
@@ -20,6 +126,221 @@ mod cache_tests {
         assert_eq!(a, b);
         // SAFETY: As above.
         unsafe { cache.free(b) };
+        assert_eq!(Cache::destroy(cache), Some(0));
+        Ok(())
+    }
+
+    #[test]
+    fn filling_and_freeing_keeps_min_partial_then_shrink_frees_all() -> Result {
+        // A debug cache has no sheaves: every free reaches its slab at once.
+        let cache = cache(c"rslab_test_fill", 256, CacheFlags::CONSISTENCY_CHECKS)?;
+        let l = *cache.layout();
+        let per_slab = l.objects(l.order) as usize;
+        let mut objs = alloc_n(&cache, per_slab * 12)?;
+        let st = cache.stats();
+        assert_eq!(st.active_objs, per_slab * 12);
+        assert_eq!(st.num_slabs, 12);
+        assert_eq!(st.pages, 12 << l.order);
+        free_all(&cache, &mut objs);
+        let st = cache.stats();
+        assert_eq!(st.active_objs, 0);
+        assert_eq!(st.num_slabs, cache.min_partial());
+        assert_eq!(st.empty_slabs, cache.min_partial());
+        assert_eq!(cache.shrink(), cache.min_partial());
+        assert_eq!(cache.stats().pages, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn shrink_flushes_sheaves_and_frees_every_slab() -> Result {
+        let cache = cache(c"rslab_test_shrink", 128, CacheFlags::NONE)?;
+        let mut objs = alloc_n(&cache, 1000)?;
+        free_all(&cache, &mut objs);
+        assert!(cache.stats().cached_objs > 0);
+        cache.shrink();
+        let st = cache.stats();
+        assert_eq!((st.pages, st.num_slabs, st.cached_objs, st.active_objs), (0, 0, 0, 0));
+        assert!(st.event(Stat::AllocFast) > 0 && st.event(Stat::FreeFast) > 0);
+        Ok(())
+    }
+
+    static CTOR_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn ctor(obj: &mut [u8]) {
+        CTOR_CALLS.fetch_add(1, Relaxed);
+        obj.fill(0x5a);
+    }
+
+    #[test]
+    fn constructor_runs_once_per_slot() -> Result {
+        CTOR_CALLS.store(0, Relaxed);
+        let cache = Cache::new(c"rslab_test_ctor", 48, 8, CacheFlags::NONE, Some(ctor))?;
+        for _ in 0..3 {
+            let mut objs = alloc_n(&cache, 300)?;
+            for obj in objs.iter() {
+                // SAFETY: A live 48-byte object of ours.
+                let bytes = unsafe { core::slice::from_raw_parts(obj.as_ptr(), 48) };
+                assert!(bytes.iter().all(|&b| b == 0x5a));
+            }
+            free_all(&cache, &mut objs);
+        }
+        let l = *cache.layout();
+        let slabs = cache.stats().event(Stat::NewSlab) as usize;
+        assert_eq!(CTOR_CALLS.load(Relaxed), slabs * l.objects(l.order) as usize);
+        Ok(())
+    }
+
+    #[test]
+    fn poison_detects_a_write_after_free() -> Result {
+        let cache = cache(c"rslab_test_poison", 64, CacheFlags::POISON)?;
+        let obj = cache.alloc(GFP_KERNEL)?;
+        // SAFETY: From `cache`, freed once.
+        unsafe { cache.free(obj) };
+        let before = reports();
+        // SAFETY: Deliberate use after free, to test its detection: the slot
+        // belongs to a live slab of `cache`, so the write hits mapped memory
+        // that only the cache's freelist logic reads.
+        unsafe { obj.as_ptr().add(10).write(0) };
+        let again = cache.alloc(GFP_KERNEL)?;
+        assert_eq!(again, obj);
+        assert_eq!(reports(), before + 1);
+        // SAFETY: From `cache`, freed once.
+        unsafe { cache.free(again) };
+        let clean = cache.alloc(GFP_KERNEL)?;
+        // SAFETY: As above.
+        unsafe { cache.free(clean) };
+        assert_eq!(reports(), before + 1);
+        Ok(())
+    }
+
+    #[test]
+    fn red_zone_detects_a_write_past_the_object() -> Result {
+        let cache = cache(c"rslab_test_redzone", 60, CacheFlags::RED_ZONE)?;
+        let obj = cache.alloc(GFP_KERNEL)?;
+        let before = reports();
+        // SAFETY: Deliberate overflow by one byte, into the red zone that
+        // the layout reserves right after the 60-byte object.
+        unsafe { obj.as_ptr().add(60).write(0) };
+        // SAFETY: From `cache`, freed once.
+        unsafe { cache.free(obj) };
+        assert_eq!(reports(), before + 1);
+        // The corrupted object is kept out of the freelist: still counted.
+        assert_eq!(cache.stats().active_objs, 1);
+        assert_eq!(Cache::destroy(cache), Some(1));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_frees_are_reported_and_ignored() -> Result {
+        let checks = CacheFlags::CONSISTENCY_CHECKS;
+        let a = cache(c"rslab_test_bad_a", 64, checks)?;
+        let b = cache(c"rslab_test_bad_b", 64, checks)?;
+        let obj = a.alloc(GFP_KERNEL)?;
+        let other = a.alloc(GFP_KERNEL)?;
+        let boxed = KBox::new([0u8; 64], GFP_KERNEL)?;
+        let before = reports();
+        // SAFETY (all three): `a` and `b` check every pointer before using
+        // it, which is what this test exercises.
+        unsafe { b.free(obj) }; // another cache's object
+        unsafe { a.free(NonNull::new_unchecked(obj.as_ptr().add(8))) }; // misaligned
+        unsafe { a.free(NonNull::from(&*boxed).cast()) }; // kmalloc memory
+        assert_eq!(reports(), before + 3);
+        // SAFETY: From `a`, freed once...
+        unsafe { a.free(obj) };
+        // SAFETY: ...and then a second time, deliberately: a double free.
+        unsafe { a.free(obj) };
+        assert_eq!(reports(), before + 4);
+        assert_eq!(a.stats().active_objs, 1);
+        // SAFETY: From `a`, freed once.
+        unsafe { a.free(other) };
+        assert_eq!(Cache::destroy(a), Some(0));
+        assert_eq!(Cache::destroy(b), Some(0));
+        Ok(())
+    }
+
+    #[test]
+    fn gfp_zero_zeroes_a_reused_object() -> Result {
+        let cache = cache(c"rslab_test_zero", 128, CacheFlags::NONE)?;
+        let obj = cache.alloc(GFP_KERNEL)?;
+        // SAFETY: A live 128-byte object of ours.
+        unsafe { obj.as_ptr().write_bytes(0xff, 128) };
+        // SAFETY: From `cache`, freed once.
+        unsafe { cache.free(obj) };
+        let zeroed = cache.alloc(GFP_KERNEL | __GFP_ZERO)?;
+        assert_eq!(zeroed, obj);
+        // SAFETY: A live 128-byte object of ours.
+        let bytes = unsafe { core::slice::from_raw_parts(zeroed.as_ptr(), 128) };
+        assert!(bytes.iter().all(|&b| b == 0));
+        // SAFETY: From `cache`, freed once.
+        unsafe { cache.free(zeroed) };
+        Ok(())
+    }
+
+    #[test]
+    fn bulk_alloc_and_free() -> Result {
+        let cache = cache(c"rslab_test_bulk", 32, CacheFlags::NONE)?;
+        let mut objs = [core::ptr::null_mut(); 100];
+        cache.alloc_bulk(GFP_KERNEL, &mut objs)?;
+        let mut sorted = objs;
+        sorted.sort_unstable();
+        assert!(!sorted[0].is_null());
+        assert!(sorted.windows(2).all(|w| w[0] != w[1]));
+        assert_eq!(cache.stats().active_objs, 100);
+        // SAFETY: All from `cache`, each freed once.
+        unsafe { cache.free_bulk(&objs) };
+        assert_eq!(cache.stats().active_objs, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn failed_bulk_alloc_keeps_nothing() -> Result {
+        let cache = cache(c"rslab_test_bulk_fail", 32, CacheFlags::NONE)?;
+        cache.fault().fail_next(1);
+        let mut objs = [core::ptr::null_mut(); 100];
+        assert_eq!(cache.alloc_bulk(GFP_KERNEL, &mut objs), Err(ENOMEM));
+        let st = cache.stats();
+        assert_eq!((st.active_objs, st.pages), (0, 0));
+        Ok(())
+    }
+
+    #[test]
+    fn destroy_reports_the_exact_leak_count() -> Result {
+        let cache = cache(c"rslab_test_leak", 64, CacheFlags::NONE)?;
+        let _leaked = alloc_n(&cache, 3)?;
+        assert_eq!(Cache::destroy(cache), Some(3));
+        Ok(())
+    }
+
+    #[test]
+    fn injected_page_failures_give_enomem_and_leak_nothing() -> Result {
+        let cache = cache(c"rslab_test_fault", 64, CacheFlags::NONE)?;
+        cache.fault().fail_next(1);
+        assert_eq!(cache.alloc(GFP_KERNEL), Err(ENOMEM));
+        let st = cache.stats();
+        assert_eq!((st.num_slabs, st.pages, st.event(Stat::AllocFailed)), (0, 0, 1));
+        let obj = cache.alloc(GFP_KERNEL)?;
+        // SAFETY: From `cache`, freed once.
+        unsafe { cache.free(obj) };
+        cache.shrink();
+        cache.fault().fail_percent(100);
+        assert_eq!(cache.alloc(GFP_NOWAIT), Err(ENOMEM));
+        cache.fault().fail_percent(0);
+        assert_eq!(cache.stats().pages, 0);
+        assert_eq!(Cache::destroy(cache), Some(0));
+        Ok(())
+    }
+
+    #[test]
+    fn atomic_allocation_under_a_spinlock() -> Result {
+        let cache = cache(c"rslab_test_atomic", 64, CacheFlags::NONE)?;
+        let lock = KBox::pin_init(kernel::new_spinlock!(()), GFP_KERNEL)?;
+        let obj = {
+            let _guard = lock.lock();
+            // GFP_ATOMIC never sleeps; DEBUG_ATOMIC_SLEEP would say if it did.
+            cache.alloc(GFP_ATOMIC)?
+        };
+        // SAFETY: From `cache`, freed once.
+        unsafe { cache.free(obj) };
         Ok(())
     }
 }
