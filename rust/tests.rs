@@ -69,7 +69,10 @@ mod layout_tests {
         assert_eq!(l.free_offset, 72);
         assert_eq!(l.size, 80);
         // Without debug flags the free pointer sits mid-object, as in SLUB.
-        assert_eq!(Layout::new(64, 8, CacheFlags::NONE, false, 2)?.free_offset, 32);
+        assert_eq!(
+            Layout::new(64, 8, CacheFlags::NONE, false, 2)?.free_offset,
+            32
+        );
         Ok(())
     }
 
@@ -159,7 +162,10 @@ mod cache_tests {
         assert!(cache.stats().cached_objs > 0);
         cache.shrink();
         let st = cache.stats();
-        assert_eq!((st.pages, st.num_slabs, st.cached_objs, st.active_objs), (0, 0, 0, 0));
+        assert_eq!(
+            (st.pages, st.num_slabs, st.cached_objs, st.active_objs),
+            (0, 0, 0, 0)
+        );
         assert!(st.event(Stat::AllocFast) > 0 && st.event(Stat::FreeFast) > 0);
         Ok(())
     }
@@ -186,7 +192,10 @@ mod cache_tests {
         }
         let l = *cache.layout();
         let slabs = cache.stats().event(Stat::NewSlab) as usize;
-        assert_eq!(CTOR_CALLS.load(Relaxed), slabs * l.objects(l.order) as usize);
+        assert_eq!(
+            CTOR_CALLS.load(Relaxed),
+            slabs * l.objects(l.order) as usize
+        );
         Ok(())
     }
 
@@ -317,7 +326,10 @@ mod cache_tests {
         cache.fault().fail_next(1);
         assert_eq!(cache.alloc(GFP_KERNEL), Err(ENOMEM));
         let st = cache.stats();
-        assert_eq!((st.num_slabs, st.pages, st.event(Stat::AllocFailed)), (0, 0, 1));
+        assert_eq!(
+            (st.num_slabs, st.pages, st.event(Stat::AllocFailed)),
+            (0, 0, 1)
+        );
         let obj = cache.alloc(GFP_KERNEL)?;
         // SAFETY: From `cache`, freed once.
         unsafe { cache.free(obj) };
@@ -341,6 +353,122 @@ mod cache_tests {
         };
         // SAFETY: From `cache`, freed once.
         unsafe { cache.free(obj) };
+        Ok(())
+    }
+
+    /// State shared by the stress workers.
+    struct Stress {
+        cache: Arc<Cache>,
+        done: AtomicUsize,
+        mismatches: AtomicUsize,
+        failures: AtomicUsize,
+    }
+
+    /// One worker: rounds of allocating a batch, stamping each object with
+    /// a pattern of its own, checking every pattern, and freeing.
+    fn stress_worker(st: &Stress, id: usize) {
+        const BATCH: usize = 48;
+        let mut objs = [core::ptr::null_mut::<u8>(); BATCH];
+        for round in 0..300 {
+            let stamp = (id * 1000 + round) as u64;
+            for (i, slot) in objs.iter_mut().enumerate() {
+                match st.cache.alloc(GFP_KERNEL) {
+                    Ok(obj) => {
+                        // SAFETY: A live 64-byte object, owned by this worker.
+                        unsafe { obj.as_ptr().cast::<[u64; 8]>().write([stamp ^ i as u64; 8]) };
+                        *slot = obj.as_ptr();
+                    }
+                    Err(_) => {
+                        st.failures.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+            for (i, obj) in objs.iter_mut().enumerate() {
+                let Some(p) = NonNull::new(core::mem::replace(obj, core::ptr::null_mut())) else {
+                    continue;
+                };
+                // SAFETY: Still live and owned by this worker.
+                if unsafe { p.as_ptr().cast::<[u64; 8]>().read() } != [stamp ^ i as u64; 8] {
+                    st.mismatches.fetch_add(1, Relaxed);
+                }
+                // SAFETY: From `st.cache`, freed once.
+                unsafe { st.cache.free(p) };
+            }
+        }
+        st.done.fetch_add(1, Relaxed);
+    }
+
+    #[test]
+    fn concurrent_alloc_free_keeps_every_pattern() -> Result {
+        let workers = 2 * crate::sys::num_present_cpus() as usize;
+        let st = Arc::new(
+            Stress {
+                cache: cache(c"rslab_test_stress", 64, CacheFlags::NONE)?,
+                done: AtomicUsize::new(0),
+                mismatches: AtomicUsize::new(0),
+                failures: AtomicUsize::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        for id in 0..workers {
+            let st = st.clone();
+            kernel::workqueue::system_unbound()
+                .try_spawn(GFP_KERNEL, move || stress_worker(&st, id))?;
+        }
+        // Bounded wait: a hung worker fails the test instead of the suite.
+        for _ in 0..3000 {
+            if st.done.load(Relaxed) == workers {
+                break;
+            }
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(10));
+        }
+        assert_eq!(st.done.load(Relaxed), workers);
+        assert_eq!(st.mismatches.load(Relaxed), 0);
+        assert_eq!(st.failures.load(Relaxed), 0);
+        assert_eq!(st.cache.stats().active_objs, 0);
+        Ok(())
+    }
+}
+
+#[kunit_tests(rslab_kmalloc)]
+mod kmalloc_tests {
+    use crate::kmalloc::{size_class, Kmalloc, SIZE_CLASSES};
+    use crate::layout::slab_bytes;
+    use kernel::prelude::*;
+
+    #[test]
+    fn sizes_map_to_the_smallest_fitting_class() {
+        assert_eq!(size_class(1), Some(0));
+        assert_eq!(size_class(8), Some(0));
+        assert_eq!(size_class(9), Some(1));
+        assert_eq!(size_class(97), Some(5));
+        assert_eq!(size_class(8192), Some(SIZE_CLASSES.len() - 1));
+        assert_eq!(size_class(8193), None);
+    }
+
+    #[test]
+    fn alloc_ksize_free_across_classes_and_large() -> Result {
+        let km = KBox::pin_init(Kmalloc::new(Kmalloc::class_cache), GFP_KERNEL)?;
+        assert_eq!(km.alloc(0, GFP_KERNEL), Err(EINVAL));
+        for size in [1, 8, 9, 100, 4096, 8192, 8193, 100_000] {
+            let p = km.alloc(size, GFP_KERNEL | __GFP_ZERO)?;
+            // SAFETY: `p` is a live allocation of `km`.
+            let usable = unsafe { km.ksize(p) };
+            let want = size_class(size).map_or(slab_bytes(crate::layout::get_order(size)), |c| {
+                SIZE_CLASSES[c]
+            });
+            assert_eq!(usable, want);
+            // SAFETY: `usable` bytes are ours, zeroed by __GFP_ZERO.
+            let bytes = unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), usable) };
+            assert!(bytes[..size].iter().all(|&b| b == 0));
+            bytes.fill(0xa5);
+            let large = size > 8192;
+            let has_large_pages = km.large_pages() > 0;
+            assert_eq!(has_large_pages, large);
+            // SAFETY: Live, freed once.
+            unsafe { km.free(p) };
+        }
+        assert_eq!(km.large_pages(), 0);
         Ok(())
     }
 }

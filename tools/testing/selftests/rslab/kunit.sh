@@ -28,10 +28,12 @@ run_module() {
 	rmmod "$name" || results+=("not ok $name: rmmod failed")
 	# KUnit prints each case as "    ok N name" inside its suite's subtest,
 	# and the suite as "ok N suite".
-	local suites=0 line
+	local suites=0 suite=? line
 	while IFS= read -r line; do
-		if [[ $line =~ ^\<[0-9]\>\ {4}(ok|not\ ok)\ [0-9]+\ ([^#]*[^\ #])(\ #\ (SKIP.*))? ]]; then
-			results+=("${BASH_REMATCH[1]} $name: ${BASH_REMATCH[2]}${BASH_REMATCH[4]:+ # ${BASH_REMATCH[4]}}")
+		if [[ $line =~ ^\<[0-9]\>\ {4}#\ Subtest:\ (.*)$ ]]; then
+			suite=${BASH_REMATCH[1]}
+		elif [[ $line =~ ^\<[0-9]\>\ {4}(ok|not\ ok)\ [0-9]+\ ([^#]*[^\ #])(\ #\ (SKIP.*))? ]]; then
+			results+=("${BASH_REMATCH[1]} $name: $suite: ${BASH_REMATCH[2]}${BASH_REMATCH[4]:+ # ${BASH_REMATCH[4]}}")
 		elif [[ $line =~ ^\<[0-9]\>(ok|not\ ok)\ [0-9]+\ ([^\ ]+) ]]; then
 			suites=$((suites + 1))
 			[ "${BASH_REMATCH[1]}" = ok ] || results+=("not ok $name: suite ${BASH_REMATCH[2]}")
