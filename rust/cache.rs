@@ -563,7 +563,7 @@ impl Cache {
         }
         if leaked > 0 {
             pr_err!(
-                "rslab: cache {}: {} objects still allocated at destroy\n",
+                "cache {}: {} objects still allocated at destroy\n",
                 &*self.name,
                 leaked
             );

@@ -26,7 +26,7 @@ pub(crate) static REPORTS: AtomicU64 = AtomicU64::new(0);
 /// The pointer is printed hashed (`%p`), never raw.
 pub(crate) fn report(name: &CStr, what: &str, obj: *const u8) {
     REPORTS.fetch_add(1, Ordering::Relaxed);
-    pr_err!("rslab: cache {}: {} at {:p}\n", name, what, obj);
+    pr_err!("cache {}: {} at {:p}\n", name, what, obj);
 }
 
 /// The poisoned bytes of a slot: the object, minus the free pointer if it

@@ -174,7 +174,7 @@ impl Kmalloc {
             Some(large) => {
                 self.large_pages.fetch_sub(1 << large.order, Relaxed);
             }
-            None => pr_err!("rslab: kfree of an unknown pointer {:p}\n", ptr.as_ptr()),
+            None => pr_err!("kfree of an unknown pointer {:p}\n", ptr.as_ptr()),
         }
     }
 }
@@ -191,7 +191,7 @@ impl PinnedDrop for Kmalloc {
         let pages = self.large_pages.load(Relaxed);
         if pages > 0 {
             pr_err!(
-                "rslab: {} pages of large kmalloc allocations still live at unload\n",
+                "{} pages of large kmalloc allocations still live at unload\n",
                 pages
             );
         }

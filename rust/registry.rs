@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The list of live caches, and their debugfs files.
+//!
+//! Under `/sys/kernel/debug/rslab/`:
+//!
+//! * `slabinfo`: every registered cache in the exact `/proc/slabinfo`
+//!   version 2.1 format;
+//! * `<cache>/stats`: one `name value` line per number (layout, slabinfo
+//!   numbers, event counters, fault settings);
+//! * `<cache>/fail_next`, `<cache>/fail_percent`: fault injection (read the
+//!   setting, write a number);
+//! * `<cache>/shrink`: write anything to shrink the cache.
+//!
+//! See `Documentation/rslab.rst` for the formats.
+
+use crate::cache::{Cache, Ctor};
+use crate::flags::CacheFlags;
+use crate::stats::STAT_NAMES;
+use kernel::debugfs::{Dir, File};
+use kernel::fmt;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+use kernel::uaccess::UserSliceReader;
+
+/// A registered cache, with its debugfs files.
+struct Entry {
+    // Files go before the directory, so they are removed first.
+    _files: KVec<Pin<KBox<File<Arc<Cache>>>>>,
+    _dir: Dir,
+    cache: Arc<Cache>,
+}
+
+/// The registry of caches shown in debugfs.
+#[pin_data]
+pub struct Registry {
+    root: Dir,
+    #[pin]
+    entries: Mutex<KVec<Entry>>,
+}
+
+/// Reads a decimal `u32` written to a debugfs file.
+fn read_u32(reader: &mut UserSliceReader) -> Result<u32> {
+    let mut buf = [0u8; 16];
+    let len = reader.len();
+    if len > buf.len() {
+        return Err(EINVAL);
+    }
+    reader.read_slice(&mut buf[..len])?;
+    core::str::from_utf8(&buf[..len])
+        .map_err(|_| EINVAL)?
+        .trim()
+        .parse()
+        .map_err(|_| EINVAL)
+}
+
+impl Registry {
+    /// An empty registry with its debugfs root, `rslab/`.
+    pub fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            root: Dir::new(c"rslab"),
+            entries <- kernel::new_mutex!(KVec::new()),
+        }? Error)
+    }
+
+    /// The debugfs root directory.
+    pub fn root(&self) -> &Dir {
+        &self.root
+    }
+
+    /// Creates a cache (see [`Cache::new`]) and registers it, with its
+    /// debugfs directory. `EEXIST` if a cache of that name is registered.
+    pub fn create(
+        &self,
+        name: &CStr,
+        size: usize,
+        align: usize,
+        flags: CacheFlags,
+        ctor: Option<Ctor>,
+    ) -> Result<Arc<Cache>> {
+        let mut entries = self.entries.lock();
+        if entries.iter().any(|e| e.cache.name() == name) {
+            return Err(EEXIST);
+        }
+        let cache = Cache::new(name, size, align, flags, ctor)?;
+        let dir = self.root.subdir(name);
+        let mut files = KVec::with_capacity(4, GFP_KERNEL)?;
+        files.push(
+            KBox::pin_init(
+                dir.read_callback_file(c"stats", cache.clone(), &|c: &Arc<Cache>, f| {
+                    write_stats(c, f)
+                }),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        files.push(
+            KBox::pin_init(
+                dir.read_write_callback_file(
+                    c"fail_next",
+                    cache.clone(),
+                    &|c: &Arc<Cache>, f| writeln!(f, "{}", c.fault().settings().0),
+                    &|c: &Arc<Cache>, r| read_u32(r).map(|n| c.fault().fail_next(n)),
+                ),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        files.push(
+            KBox::pin_init(
+                dir.read_write_callback_file(
+                    c"fail_percent",
+                    cache.clone(),
+                    &|c: &Arc<Cache>, f| writeln!(f, "{}", c.fault().settings().1),
+                    &|c: &Arc<Cache>, r| match read_u32(r)? {
+                        p @ 0..=100 => Ok(c.fault().fail_percent(p)),
+                        _ => Err(EINVAL),
+                    },
+                ),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        files.push(
+            KBox::pin_init(
+                dir.write_callback_file(c"shrink", cache.clone(), &|c: &Arc<Cache>, _r| {
+                    c.shrink();
+                    Ok(())
+                }),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        entries.push(
+            Entry {
+                _files: files,
+                _dir: dir,
+                cache: cache.clone(),
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(cache)
+    }
+
+    /// Unregisters `cache` and destroys it (see [`Cache::destroy`]) if that
+    /// was the last reference; returns the leaked object count if it was.
+    pub fn destroy(&self, cache: Arc<Cache>) -> Option<usize> {
+        let mut entries = self.entries.lock();
+        if let Some(i) = entries.iter().position(|e| Arc::ptr_eq(&e.cache, &cache)) {
+            // Dropping the entry removes the files and their references.
+            drop(entries.remove(i));
+        }
+        drop(entries);
+        Cache::destroy(cache)
+    }
+
+    /// Writes every registered cache as `/proc/slabinfo` does.
+    pub fn write_slabinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "slabinfo - version: 2.1")?;
+        writeln!(
+            f,
+            "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> \
+             : tunables <limit> <batchcount> <sharedfactor> \
+             : slabdata <active_slabs> <num_slabs> <sharedavail>"
+        )?;
+        for e in self.entries.lock().iter() {
+            let s = e.cache.stats();
+            writeln!(
+                f,
+                "{:<17} {:>6} {:>6} {:>6} {:>4} {:>4} : tunables {:>4} {:>4} {:>4} : slabdata {:>6} {:>6} {:>6}",
+                e.cache.name().to_str().unwrap_or("?"),
+                s.active_objs,
+                s.num_objs,
+                e.cache.layout().size,
+                s.objperslab,
+                s.pagesperslab,
+                0,
+                0,
+                0,
+                s.active_slabs,
+                s.num_slabs,
+                0
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes one cache's `stats` file: `name value` lines.
+fn write_stats(cache: &Cache, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let l = cache.layout();
+    let s = cache.stats();
+    let (fail_next, fail_percent) = cache.fault().settings();
+    let lines: [(&str, usize); 18] = [
+        ("object_size", l.object_size),
+        ("size", l.size),
+        ("align", l.align),
+        ("order", l.order as usize),
+        ("min_order", l.min_order as usize),
+        ("objects_per_slab", s.objperslab),
+        ("flags", cache.flags().bits() as usize),
+        ("min_partial", cache.min_partial()),
+        ("active_objs", s.active_objs),
+        ("num_objs", s.num_objs),
+        ("active_slabs", s.active_slabs),
+        ("num_slabs", s.num_slabs),
+        ("partial_slabs", s.partial_slabs),
+        ("empty_slabs", s.empty_slabs),
+        ("pages", s.pages),
+        ("cached_objs", s.cached_objs),
+        ("fail_next", fail_next as usize),
+        ("fail_percent", fail_percent as usize),
+    ];
+    writeln!(f, "name {}", cache.name().to_str().unwrap_or("?"))?;
+    for (name, value) in lines {
+        writeln!(f, "{name} {value}")?;
+    }
+    for (name, value) in STAT_NAMES.iter().zip(s.events.iter()) {
+        writeln!(f, "{name} {value}")?;
+    }
+    Ok(())
+}
