@@ -249,24 +249,24 @@ impl Cache {
     }
 
     /// Takes a batch of objects from the node lists, local node first; keeps
-    /// all but one in the sheaf and returns that one.
+    /// all but one in the sheaf and returns that one. (If the task moved to
+    /// a CPU whose sheaf has objects, it just takes one of those.)
     fn refill(&self, sheaf: &mut Sheaf, shared: &CpuShared) -> Option<NonNull<u8>> {
-        let want = (self.capacity / 2).max(1);
-        let local = sys::numa_mem_id();
-        let others = (0..self.nodes.len() as i32).filter(|&n| n != local);
-        for nid in Iterator::chain(core::iter::once(local), others) {
-            let taken = self.take_from_node(nid, want, sheaf);
-            if taken > 0 {
-                self.events.add(Stat::Refill, 1);
-                if nid != local {
-                    self.events.add(Stat::NodeMismatch, taken as u64);
-                }
-                sheaf.count -= 1;
-                shared.cached.store(sheaf.count, Relaxed);
-                return NonNull::new(sheaf.objs[sheaf.count]);
+        if sheaf.count == 0 {
+            let want = (self.capacity / 2).max(1);
+            let local = sys::numa_mem_id();
+            let others = (0..self.nodes.len() as i32).filter(|&n| n != local);
+            let (nid, taken) = Iterator::chain(core::iter::once(local), others)
+                .map(|nid| (nid, self.take_from_node(nid, want, sheaf)))
+                .find(|&(_, taken)| taken > 0)?;
+            self.events.add(Stat::Refill, 1);
+            if nid != local {
+                self.events.add(Stat::NodeMismatch, taken as u64);
             }
         }
-        None
+        sheaf.count -= 1;
+        shared.cached.store(sheaf.count, Relaxed);
+        NonNull::new(sheaf.objs[sheaf.count])
     }
 
     /// Moves up to `want` objects of node `nid` into `sheaf`; returns how
@@ -304,16 +304,17 @@ impl Cache {
         // The object, not the page, is what `__GFP_ZERO` asks to zero.
         let raw = sys::gfp_bits(gfp) & !kernel::bindings::__GFP_ZERO;
         let l = &self.layout;
+        let meta = gfp & !__GFP_ZERO;
         let first = if l.order > l.min_order {
-            Slab::new(&p, nid, l.order, sys::gfp_opportunistic(raw))
+            Slab::new(&p, nid, l.order, sys::gfp_opportunistic(raw), meta)
         } else {
-            Slab::new(&p, nid, l.order, raw)
+            Slab::new(&p, nid, l.order, raw, meta)
         };
         let slab = match first {
             Some(slab) => slab,
             None if l.order > l.min_order => {
                 self.events.add(Stat::OrderFallback, 1);
-                Slab::new(&p, nid, l.min_order, raw).ok_or(ENOMEM)?
+                Slab::new(&p, nid, l.min_order, raw, meta).ok_or(ENOMEM)?
             }
             None => return Err(ENOMEM),
         };
@@ -370,6 +371,9 @@ impl Cache {
             // SAFETY: Sheaf objects are this cache's allocated-in-slab
             // objects (type invariant).
             unsafe { self.return_object(NonNull::new_unchecked(sheaf.objs[i]), &mut freed) };
+        }
+        if n == 0 {
+            return;
         }
         sheaf.objs.copy_within(n..sheaf.count, 0);
         sheaf.count -= n;

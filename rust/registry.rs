@@ -39,6 +39,15 @@ pub struct Registry {
     entries: Mutex<KVec<Entry>>,
 }
 
+/// Creates a debugfs file and keeps it in `files`.
+fn push_file(
+    files: &mut KVec<Pin<KBox<File<Arc<Cache>>>>>,
+    init: impl PinInit<File<Arc<Cache>>>,
+) -> Result {
+    files.push(KBox::pin_init(init, GFP_KERNEL)?, GFP_KERNEL)?;
+    Ok(())
+}
+
 /// Reads a decimal `u32` written to a debugfs file.
 fn read_u32(reader: &mut UserSliceReader) -> Result<u32> {
     let mut buf = [0u8; 16];
@@ -85,51 +94,38 @@ impl Registry {
         let cache = Cache::new(name, size, align, flags, ctor)?;
         let dir = self.root.subdir(name);
         let mut files = KVec::with_capacity(4, GFP_KERNEL)?;
-        files.push(
-            KBox::pin_init(
-                dir.read_callback_file(c"stats", cache.clone(), &|c: &Arc<Cache>, f| {
-                    write_stats(c, f)
-                }),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
+        let c = || cache.clone();
+        push_file(
+            &mut files,
+            dir.read_callback_file(c"stats", c(), &|c: &Arc<Cache>, f| write_stats(c, f)),
         )?;
-        files.push(
-            KBox::pin_init(
-                dir.read_write_callback_file(
-                    c"fail_next",
-                    cache.clone(),
-                    &|c: &Arc<Cache>, f| writeln!(f, "{}", c.fault().settings().0),
-                    &|c: &Arc<Cache>, r| read_u32(r).map(|n| c.fault().fail_next(n)),
-                ),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
+        push_file(
+            &mut files,
+            dir.read_write_callback_file(
+                c"fail_next",
+                c(),
+                &|c: &Arc<Cache>, f| writeln!(f, "{}", c.fault().settings().0),
+                &|c: &Arc<Cache>, r| read_u32(r).map(|n| c.fault().fail_next(n)),
+            ),
         )?;
-        files.push(
-            KBox::pin_init(
-                dir.read_write_callback_file(
-                    c"fail_percent",
-                    cache.clone(),
-                    &|c: &Arc<Cache>, f| writeln!(f, "{}", c.fault().settings().1),
-                    &|c: &Arc<Cache>, r| match read_u32(r)? {
-                        p @ 0..=100 => Ok(c.fault().fail_percent(p)),
-                        _ => Err(EINVAL),
-                    },
-                ),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
+        push_file(
+            &mut files,
+            dir.read_write_callback_file(
+                c"fail_percent",
+                c(),
+                &|c: &Arc<Cache>, f| writeln!(f, "{}", c.fault().settings().1),
+                &|c: &Arc<Cache>, r| match read_u32(r)? {
+                    p @ 0..=100 => Ok(c.fault().fail_percent(p)),
+                    _ => Err(EINVAL),
+                },
+            ),
         )?;
-        files.push(
-            KBox::pin_init(
-                dir.write_callback_file(c"shrink", cache.clone(), &|c: &Arc<Cache>, _r| {
-                    c.shrink();
-                    Ok(())
-                }),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
+        push_file(
+            &mut files,
+            dir.write_callback_file(c"shrink", c(), &|c: &Arc<Cache>, _r| {
+                c.shrink();
+                Ok(())
+            }),
         )?;
         entries.push(
             Entry {

@@ -93,14 +93,15 @@ pub(crate) enum BadFree {
 }
 
 impl Slab {
-    /// Allocates the pages and the metadata of a new slab of `order` on node
-    /// `nid`, with every slot free (and constructed, poisoned, red-zoned as
-    /// the cache asks).
+    /// Allocates the pages (with `gfp`) and the metadata (with `meta_gfp`,
+    /// the caller's flags) of a new slab of `order` on node `nid`, with every
+    /// slot free (and constructed, poisoned, red-zoned as the cache asks).
     pub(crate) fn new(
         p: &SlabParams<'_>,
         nid: i32,
         order: u32,
         gfp: kernel::bindings::gfp_t,
+        meta_gfp: kernel::alloc::Flags,
     ) -> Option<NonNull<Slab>> {
         let objects = p.layout.objects(order);
         let words = if p.flags.contains(CacheFlags::CONSISTENCY_CHECKS) {
@@ -108,7 +109,6 @@ impl Slab {
         } else {
             0
         };
-        let meta_gfp = kernel::alloc::flags::GFP_NOWAIT | __GFP_NOWARN;
         let allocated = KVec::from_elem(0u64, words, meta_gfp).ok()?;
         // A constructor sees zeroed memory, never stale page contents.
         let gfp = if p.ctor.is_some() {
