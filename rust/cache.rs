@@ -451,7 +451,8 @@ impl Cache {
             n
         });
         while got < out.len() {
-            match self.alloc(gfp) {
+            // Zeroed below, with the rest.
+            match self.alloc(gfp & !__GFP_ZERO) {
                 Ok(obj) => out[got] = obj.as_ptr(),
                 Err(e) => {
                     // SAFETY: `out[..got]` were just allocated here.
