@@ -115,7 +115,10 @@ impl Registry {
                 c(),
                 &|c: &Arc<Cache>, f| writeln!(f, "{}", c.fault().settings().1),
                 &|c: &Arc<Cache>, r| match read_u32(r)? {
-                    p @ 0..=100 => Ok(c.fault().fail_percent(p)),
+                    p @ 0..=100 => {
+                        c.fault().fail_percent(p);
+                        Ok(())
+                    }
                     _ => Err(EINVAL),
                 },
             ),

@@ -248,11 +248,14 @@ mod cache_tests {
         let other = a.alloc(GFP_KERNEL)?;
         let boxed = KBox::new([0u8; 64], GFP_KERNEL)?;
         let before = reports();
-        // SAFETY (all three): `a` and `b` check every pointer before using
-        // it, which is what this test exercises.
-        unsafe { b.free(obj) }; // another cache's object
-        unsafe { a.free(NonNull::new_unchecked(obj.as_ptr().add(8))) }; // misaligned
-        unsafe { a.free(NonNull::from(&*boxed).cast()) }; // kmalloc memory
+        // SAFETY: `b` has consistency checks, so it validates this pointer
+        // (another cache's object) before using it: what this test checks.
+        unsafe { b.free(obj) };
+        // SAFETY: As above, a misaligned pointer into one of `a`'s objects;
+        // the sum stays inside that object.
+        unsafe { a.free(NonNull::new_unchecked(obj.as_ptr().add(8))) };
+        // SAFETY: As above, kmalloc memory, which `a` never owned.
+        unsafe { a.free(NonNull::from(&*boxed).cast()) };
         assert_eq!(reports(), before + 3);
         // SAFETY: From `a`, freed once...
         unsafe { a.free(obj) };
