@@ -28,7 +28,7 @@ VM_RUN := scripts/vm-run
 SELFTESTS := tools/testing/selftests/rslab
 RUST_SOURCES = $(shell git ls-files --cached --others --exclude-standard -- '*.rs' 2>/dev/null)
 
-.PHONY: all modules setup run check check-host check-vm lint vm-check fmt shell clean help
+.PHONY: all modules setup run check check-host check-vm lint selftests vm-check fmt shell clean help
 
 all: modules
 
@@ -44,13 +44,14 @@ run: setup
 	$(VM_RUN) --timeout 300 -- scripts/demo
 
 check: setup
-	$(MAKE) fmt lint
+	$(MAKE) fmt lint selftests
 	$(MAKE) vm-check
 
 check-host: setup
-	$(MAKE) fmt lint
+	$(MAKE) fmt lint selftests
 
 check-vm: setup
+	$(MAKE) selftests
 	$(MAKE) vm-check
 
 # A from-scratch build with clippy on and every warning an error; clippy-driver
@@ -58,6 +59,10 @@ check-vm: setup
 lint:
 	$(MAKE) clean
 	$(MAKE) modules CLIPPY=1 KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings
+
+# The selftests' C helper, built on the host like the modules.
+selftests:
+	$(MAKE) -C $(SELFTESTS)
 
 vm-check:
 	scripts/vm-run-selftest
@@ -73,6 +78,7 @@ shell: setup
 
 clean:
 	@if test -e $(KDIR)/Makefile; then $(KMAKE) clean; fi
+	$(MAKE) -C $(SELFTESTS) clean
 	rm -rf build
 
 help:

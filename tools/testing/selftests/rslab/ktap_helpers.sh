@@ -85,16 +85,10 @@ kmsg_since() {
 # load_errno MODULE.ko [PARAM=VALUE]...: load a module with finit_module(2)
 # and print the outcome as an errno name ("OK" on success), so tests can
 # check the exact error code rather than insmod's wording of it.
-load_errno() {
-	python3 - "$@" <<'PY'
-import ctypes, errno, os, sys
-NR_FINIT_MODULE = 313  # x86_64
-libc = ctypes.CDLL(None, use_errno=True)
-fd = os.open(sys.argv[1], os.O_RDONLY)
-rc = libc.syscall(NR_FINIT_MODULE, fd, " ".join(sys.argv[2:]).encode(), 0)
-print("OK" if rc == 0 else errno.errorcode[ctypes.get_errno()])
-PY
-}
+load_errno() { "$RSLAB_TREE/tools/testing/selftests/rslab/rslab_sys" load "$@"; }
+
+# write_errno FILE TEXT: write TEXT to FILE; print the errno name or "OK".
+write_errno() { "$RSLAB_TREE/tools/testing/selftests/rslab/rslab_sys" write "$@"; }
 
 # module_loaded NAME: is module NAME in the kernel now?
 module_loaded() { [ -e "/sys/module/$1" ]; }

@@ -18,19 +18,6 @@ CLASSES=(8 16 32 64 96 128 192 256 512 1024 2048 4096 8192)
 slab_line() { awk -v n="$1" '$1 == n' "${2:-$D/slabinfo}"; }
 # stat NAME KEY: one value of a cache's stats file.
 stat() { awk -v k="$2" '$1 == k { print $2 }' "$D/$1/stats"; }
-# write_errno FILE TEXT: write TEXT to FILE, print the errno name or OK.
-write_errno() {
-	python3 - "$1" "$2" <<'PY'
-import errno, os, sys
-fd = os.open(sys.argv[1], os.O_WRONLY)
-try:
-    os.write(fd, sys.argv[2].encode())
-    print("OK")
-except OSError as e:
-    print(errno.errorcode[e.errno])
-PY
-}
-
 test_load() {
 	kmsg_mark
 	local got
