@@ -281,6 +281,7 @@ impl Cache {
             };
             // SAFETY: A member of this node's lists, under its lock.
             let s = unsafe { &mut *slab.as_ptr() };
+            let before = taken;
             while taken < want {
                 let Some(obj) = s.pop(&p) else { break };
                 sheaf.objs[sheaf.count] = obj.as_ptr();
@@ -289,6 +290,11 @@ impl Cache {
             }
             // SAFETY: `slab` is on these lists.
             unsafe { lists.update(slab) };
+            // A candidate's counts promise a free object; never spin on one
+            // that yields none.
+            if taken == before {
+                break;
+            }
         }
         taken
     }

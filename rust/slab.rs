@@ -271,23 +271,27 @@ impl Slab {
 
     /// Takes one object off the freelist; `None` when the slab is full.
     ///
-    /// With consistency checks, a corrupted next pointer is reported and the
-    /// rest of the freelist abandoned (leaked) rather than followed.
+    /// Every next pointer is checked to lie on a slot of this slab (the
+    /// hardened freelist makes a corrupted one point anywhere). A bad one is
+    /// reported and the rest of the freelist abandoned: those objects count
+    /// as allocated from then on (leaked, and reported at destroy) rather
+    /// than followed.
     pub(crate) fn pop(&mut self, p: &SlabParams<'_>) -> Option<NonNull<u8>> {
         let obj = NonNull::new(self.freelist)?;
+        let index = self.index_of(p.layout, obj.as_ptr())?;
         let at = obj.as_ptr().wrapping_add(p.layout.free_offset);
         // SAFETY: `obj` is the head of this slab's freelist: a free slot.
         let next =
             unsafe { at.cast::<usize>().read_unaligned() } ^ p.key ^ (at as usize).swap_bytes();
         let next = next as *mut u8;
+        self.inuse += 1;
         self.freelist = if next.is_null() || self.index_of(p.layout, next).is_some() {
             next
         } else {
             debug::report(p.name, "freelist corrupted", obj.as_ptr());
+            self.inuse = self.objects;
             ptr::null_mut()
         };
-        self.inuse += 1;
-        let index = self.index_of(p.layout, obj.as_ptr())?;
         if let Some(word) = self.allocated.get_mut(index / 64) {
             *word |= 1 << (index % 64);
         }

@@ -271,6 +271,37 @@ mod cache_tests {
     }
 
     #[test]
+    fn corrupted_freelist_is_reported_not_followed() -> Result {
+        let cache = cache(c"rslab_test_freelist", 64, CacheFlags::CONSISTENCY_CHECKS)?;
+        let l = *cache.layout();
+        let (a, b) = (cache.alloc(GFP_KERNEL)?, cache.alloc(GFP_KERNEL)?);
+        // SAFETY: From `cache`, each freed once; the freelist is now a, b, ...
+        unsafe {
+            cache.free(b);
+            cache.free(a);
+        }
+        let before = reports();
+        // SAFETY: Deliberate corruption of `a`'s stored next pointer, to test
+        // its detection: `a` is a free slot of a live slab of `cache`.
+        unsafe { a.as_ptr().add(l.free_offset).cast::<usize>().write(0x1234) };
+        assert_eq!(cache.alloc(GFP_KERNEL)?, a);
+        assert_eq!(reports(), before + 1);
+        // The rest of that freelist was abandoned, never followed: the slab
+        // counts as full, and the next object comes from a new slab.
+        let c = cache.alloc(GFP_KERNEL)?;
+        assert_ne!(c, b);
+        assert_eq!(cache.stats().num_slabs, 2);
+        // SAFETY: From `cache`, each freed once.
+        unsafe {
+            cache.free(a);
+            cache.free(c);
+        }
+        // The abandoned objects stay accounted for, as leaks.
+        assert_eq!(Cache::destroy(cache), Some(l.objects(l.order) as usize - 1));
+        Ok(())
+    }
+
+    #[test]
     fn gfp_zero_zeroes_a_reused_object() -> Result {
         let cache = cache(c"rslab_test_zero", 128, CacheFlags::NONE)?;
         let obj = cache.alloc(GFP_KERNEL)?;
