@@ -29,6 +29,7 @@ use crate::sys;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use kernel::alloc::Flags;
+use kernel::bindings;
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::Arc;
@@ -212,6 +213,21 @@ impl Cache {
     /// `__GFP_ZERO` zeroes the object; `__GFP_NOWARN` silences the page
     /// allocator. A refusal is `ENOMEM`.
     pub fn alloc(&self, gfp: Flags) -> Result<NonNull<u8>> {
+        // The raw flags are only worked out on the slow path.
+        self.alloc_inner(gfp.contains(__GFP_ZERO), || sys::gfp_bits(gfp))
+    }
+
+    /// [`Cache::alloc`] with raw `gfp_t` flags, for callers (the mempool)
+    /// that need flags the kernel crate's `Flags` cannot express.
+    pub(crate) fn alloc_raw(&self, gfp: bindings::gfp_t) -> Result<NonNull<u8>> {
+        self.alloc_inner(gfp & bindings::__GFP_ZERO != 0, || gfp)
+    }
+
+    fn alloc_inner(
+        &self,
+        zero: bool,
+        gfp: impl FnOnce() -> bindings::gfp_t,
+    ) -> Result<NonNull<u8>> {
         let fast = self.cpus.with(|sheaf, shared| {
             let n = sheaf.count.checked_sub(1)?;
             sheaf.count = n;
@@ -221,9 +237,9 @@ impl Cache {
         });
         let obj = match fast {
             Some(obj) => obj,
-            None => self.alloc_slow(gfp)?,
+            None => self.alloc_slow(gfp())?,
         };
-        if gfp.contains(__GFP_ZERO) {
+        if zero {
             // SAFETY: `obj` is a freshly allocated object of
             // `layout.object_size` bytes that nobody else references yet.
             unsafe { obj.as_ptr().write_bytes(0, self.layout.object_size) };
@@ -231,7 +247,7 @@ impl Cache {
         Ok(obj)
     }
 
-    fn alloc_slow(&self, gfp: Flags) -> Result<NonNull<u8>> {
+    fn alloc_slow(&self, gfp: bindings::gfp_t) -> Result<NonNull<u8>> {
         self.events.add(Stat::AllocSlow, 1);
         loop {
             if let Some(obj) = self.cpus.with(|sheaf, shared| self.refill(sheaf, shared)) {
@@ -301,16 +317,16 @@ impl Cache {
 
     /// Allocates a new slab: the preferred order cheaply first, then the
     /// smallest order that fits one object, as SLUB's `allocate_slab()`.
-    fn new_slab(&self, gfp: Flags) -> Result<NonNull<Slab>> {
+    fn new_slab(&self, gfp: bindings::gfp_t) -> Result<NonNull<Slab>> {
         if self.fault.should_fail() {
             return Err(ENOMEM);
         }
         let p = self.params();
         let nid = sys::numa_mem_id();
         // The object, not the page, is what `__GFP_ZERO` asks to zero.
-        let raw = sys::gfp_bits(gfp) & !kernel::bindings::__GFP_ZERO;
+        let raw = gfp & !bindings::__GFP_ZERO;
         let l = &self.layout;
-        let meta = gfp & !__GFP_ZERO;
+        let meta = sys::metadata_flags(raw);
         let first = if l.order > l.min_order {
             Slab::new(&p, nid, l.order, sys::gfp_opportunistic(raw), meta)
         } else {

@@ -10,6 +10,7 @@
 //! and tearing the allocator down reports and frees any still live.
 
 use crate::cache::Cache;
+use crate::fault::FaultInject;
 use crate::flags::CacheFlags;
 use crate::layout::{get_order, slab_bytes};
 use crate::sys;
@@ -41,6 +42,7 @@ pub struct Kmalloc {
     #[pin]
     large: XArray<KBox<LargeAlloc>>,
     large_pages: AtomicUsize,
+    large_fault: FaultInject,
 }
 
 /// Pages of one large allocation, freed on drop.
@@ -83,6 +85,7 @@ impl Kmalloc {
             caches: caches?,
             large <- XArray::new(AllocKind::Alloc),
             large_pages: AtomicUsize::new(0),
+            large_fault: FaultInject::default(),
         }? Error)
     }
 
@@ -104,26 +107,47 @@ impl Kmalloc {
     /// Allocates `size` bytes: from the smallest class that fits, or as
     /// whole pages above [`MAX_CACHE_SIZE`]. `EINVAL` for 0 bytes.
     pub fn alloc(&self, size: usize, gfp: Flags) -> Result<NonNull<u8>> {
-        if size == 0 {
-            return Err(EINVAL);
-        }
         match size_class(size) {
+            _ if size == 0 => Err(EINVAL),
             Some(class) => self.caches[class].alloc(gfp),
+            None => self.alloc_large(size, sys::gfp_bits(gfp)),
+        }
+    }
+
+    /// [`Kmalloc::alloc`] with raw `gfp_t` flags (for the mempool).
+    pub(crate) fn alloc_raw(
+        &self,
+        size: usize,
+        gfp: kernel::bindings::gfp_t,
+    ) -> Result<NonNull<u8>> {
+        match size_class(size) {
+            _ if size == 0 => Err(EINVAL),
+            Some(class) => self.caches[class].alloc_raw(gfp),
             None => self.alloc_large(size, gfp),
         }
     }
 
-    fn alloc_large(&self, size: usize, gfp: Flags) -> Result<NonNull<u8>> {
+    /// The fault-injection knobs behind `size`-byte allocations: its class
+    /// cache's, or the large allocations' for sizes above the classes.
+    pub fn fault_for(&self, size: usize) -> &FaultInject {
+        match size_class(size) {
+            Some(class) => self.caches[class].fault(),
+            None => &self.large_fault,
+        }
+    }
+
+    fn alloc_large(&self, size: usize, gfp: kernel::bindings::gfp_t) -> Result<NonNull<u8>> {
         let order = get_order(size);
-        if order > crate::layout::MAX_ORDER {
+        if order > crate::layout::MAX_ORDER || self.large_fault.should_fail() {
             return Err(ENOMEM);
         }
         // SAFETY: Any node and order are accepted; failure gives NULL.
-        let ptr = unsafe { sys::rslab_pages_alloc(sys::numa_mem_id(), sys::gfp_bits(gfp), order) };
+        let ptr = unsafe { sys::rslab_pages_alloc(sys::numa_mem_id(), gfp, order) };
         let addr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
+        let meta = sys::metadata_flags(gfp);
         // From here on, dropping `record` frees the pages.
-        let record = KBox::new(LargeAlloc { addr, order }, gfp)?;
-        self.large.lock().store(pfn(addr.as_ptr()), record, gfp)?;
+        let record = KBox::new(LargeAlloc { addr, order }, meta)?;
+        self.large.lock().store(pfn(addr.as_ptr()), record, meta)?;
         self.large_pages.fetch_add(1 << order, Relaxed);
         Ok(addr)
     }

@@ -15,7 +15,9 @@
 #include <linux/local_lock.h>
 #include <linux/mm.h>
 #include <linux/percpu.h>
+#include <linux/sched.h>
 #include <linux/topology.h>
+#include <linux/wait.h>
 
 #include "rslab_helpers.h"
 
@@ -118,6 +120,11 @@ gfp_t rslab_gfp_opportunistic(gfp_t gfp)
 	return (gfp | __GFP_NOWARN | __GFP_NORETRY) & ~__GFP_NOFAIL;
 }
 
+bool rslab_gfp_allows_blocking(gfp_t gfp)
+{
+	return gfpflags_allow_blocking(gfp);
+}
+
 /*
  * Slab lookup from an object, SLUB's virt_to_slab(): the head page of the
  * compound page that holds @obj carries the slab's metadata pointer in its
@@ -156,4 +163,46 @@ void *rslab_head_address(const void *obj)
 void rslab_on_each_cpu(void (*fn)(void *), void *info)
 {
 	on_each_cpu(fn, info, 1);
+}
+
+/*
+ * Mempool waiting, as mm/mempool.c waits: prepare_to_wait() while the pool
+ * lock is still held (so a free between unlock and sleep is not missed),
+ * then an uninterruptible io_schedule_timeout(). The kernel crate's CondVar
+ * has no uninterruptible wait with a timeout.
+ */
+void rslab_waitq_init(struct wait_queue_head *wq)
+{
+	init_waitqueue_head(wq);
+}
+
+void rslab_waitq_prepare(struct wait_queue_head *wq, struct wait_queue_entry *entry)
+{
+	init_wait(entry);
+	prepare_to_wait(wq, entry, TASK_UNINTERRUPTIBLE);
+}
+
+/* Sleeps up to @ms milliseconds; returns true if woken before that. */
+bool rslab_waitq_sleep(struct wait_queue_head *wq, struct wait_queue_entry *entry,
+		       unsigned int ms)
+{
+	long left = io_schedule_timeout(msecs_to_jiffies(ms));
+
+	finish_wait(wq, entry);
+	return left > 0;
+}
+
+void rslab_waitq_wake(struct wait_queue_head *wq)
+{
+	wake_up(wq);
+}
+
+/*
+ * mempool_alloc()'s first, cheap attempt: no direct reclaim or I/O, no
+ * emergency reserves, no retries and no warning.
+ */
+gfp_t rslab_gfp_mempool_first(gfp_t gfp)
+{
+	return (gfp | __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN) &
+	       ~(__GFP_DIRECT_RECLAIM | __GFP_IO);
 }

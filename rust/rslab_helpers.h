@@ -21,10 +21,19 @@ int rslab_numa_mem_id(void);
 void *rslab_pages_alloc(int nid, gfp_t gfp, unsigned int order);
 void rslab_pages_free(void *addr, unsigned int order);
 gfp_t rslab_gfp_opportunistic(gfp_t gfp);
+bool rslab_gfp_allows_blocking(gfp_t gfp);
 void *rslab_page_private(const void *obj);
 void rslab_set_page_private(void *addr, void *meta);
 int rslab_addr_nid(const void *obj);
 void *rslab_head_address(const void *obj);
 void rslab_on_each_cpu(void (*fn)(void *), void *info);
+struct wait_queue_head;
+struct wait_queue_entry;
+void rslab_waitq_init(struct wait_queue_head *wq);
+void rslab_waitq_prepare(struct wait_queue_head *wq, struct wait_queue_entry *entry);
+bool rslab_waitq_sleep(struct wait_queue_head *wq, struct wait_queue_entry *entry,
+		       unsigned int ms);
+void rslab_waitq_wake(struct wait_queue_head *wq);
+gfp_t rslab_gfp_mempool_first(gfp_t gfp);
 
 #endif /* RSLAB_HELPERS_H */

@@ -21,6 +21,7 @@ pub mod fault;
 pub mod flags;
 pub mod kmalloc;
 pub mod layout;
+pub mod mempool;
 mod node;
 mod percpu;
 pub mod registry;

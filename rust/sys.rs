@@ -24,11 +24,24 @@ extern "C" {
     pub(crate) fn rslab_pages_alloc(nid: i32, gfp: bindings::gfp_t, order: u32) -> *mut c_void;
     pub(crate) fn rslab_pages_free(addr: *mut c_void, order: u32);
     fn rslab_gfp_opportunistic(gfp: bindings::gfp_t) -> bindings::gfp_t;
+    fn rslab_gfp_allows_blocking(gfp: bindings::gfp_t) -> bool;
     pub(crate) fn rslab_page_private(obj: *const c_void) -> *mut c_void;
     pub(crate) fn rslab_set_page_private(addr: *mut c_void, meta: *mut c_void);
     pub(crate) fn rslab_addr_nid(obj: *const c_void) -> i32;
     pub(crate) fn rslab_head_address(obj: *const c_void) -> *mut c_void;
     pub(crate) fn rslab_on_each_cpu(f: extern "C" fn(*mut c_void), info: *mut c_void);
+    pub(crate) fn rslab_waitq_init(wq: *mut bindings::wait_queue_head);
+    pub(crate) fn rslab_waitq_prepare(
+        wq: *mut bindings::wait_queue_head,
+        entry: *mut bindings::wait_queue_entry,
+    );
+    pub(crate) fn rslab_waitq_sleep(
+        wq: *mut bindings::wait_queue_head,
+        entry: *mut bindings::wait_queue_entry,
+        ms: u32,
+    ) -> bool;
+    pub(crate) fn rslab_waitq_wake(wq: *mut bindings::wait_queue_head);
+    fn rslab_gfp_mempool_first(gfp: bindings::gfp_t) -> bindings::gfp_t;
 }
 
 /// The size of a page.
@@ -90,6 +103,29 @@ pub(crate) fn gfp_bits(flags: Flags) -> bindings::gfp_t {
 pub(crate) fn gfp_opportunistic(gfp: bindings::gfp_t) -> bindings::gfp_t {
     // SAFETY: Pure computation on the flags.
     unsafe { rslab_gfp_opportunistic(gfp) }
+}
+
+/// `mempool_alloc()`'s flags for its first, cheap backend attempt.
+pub(crate) fn gfp_mempool_first(gfp: bindings::gfp_t) -> bindings::gfp_t {
+    // SAFETY: Pure computation on the flags.
+    unsafe { rslab_gfp_mempool_first(gfp) }
+}
+
+/// Whether an allocation with raw flags `gfp` may sleep.
+pub(crate) fn gfp_allows_blocking(gfp: bindings::gfp_t) -> bool {
+    // SAFETY: Pure computation on the flags.
+    unsafe { rslab_gfp_allows_blocking(gfp) }
+}
+
+/// The flags for rslab's own metadata, allocated on behalf of a caller
+/// whose raw flags are `gfp`: blocking only if the caller may block.
+pub(crate) fn metadata_flags(gfp: bindings::gfp_t) -> Flags {
+    use kernel::alloc::flags::*;
+    if gfp_allows_blocking(gfp) {
+        GFP_KERNEL | __GFP_NOWARN
+    } else {
+        GFP_NOWAIT | __GFP_NOWARN
+    }
 }
 
 /// A random 64-bit value, for the free-pointer key.

@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A memory pool with mm/mempool.c's forward-progress guarantee.
+//!
+//! A pool keeps `min_nr` elements in reserve. [`Mempool::alloc`] first tries
+//! the backend cheaply (no direct reclaim, no I/O, no emergency reserves, no
+//! retries, no warning); if that fails it takes a reserved element; if the
+//! reserve is empty it retries the backend with the caller's own flags; and
+//! if that fails too, a caller that may sleep waits for an element to be
+//! freed, retrying every 5 seconds as `mempool_alloc()` does, while one that
+//! may not fails at once. [`Mempool::free`] refills the reserve before
+//! anything goes back to the backend, and wakes a waiter.
+//!
+//! Differences from mm/mempool.c: `__GFP_ZERO` is refused with `EINVAL`
+//! (mempool.c only warns; a reserved element is never zeroed); the pool
+//! counts outstanding elements, so destroying it reports any not returned;
+//! and every step is counted (see [`PoolStats`]).
+
+use crate::cache::Cache;
+use crate::fault::FaultInject;
+use crate::kmalloc::Kmalloc;
+use crate::sys;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use kernel::alloc::Flags;
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::{Arc, SpinLockIrq};
+use kernel::types::Opaque;
+
+/// How long a waiting allocation sleeps before it retries the backend.
+const RETRY_MS: u32 = 5000;
+
+/// Where a pool's elements come from.
+pub enum Backend {
+    /// Objects of an rslab cache.
+    Cache(Arc<Cache>),
+    /// `size`-byte allocations of an rslab kmalloc.
+    Kmalloc(Arc<Kmalloc>, usize),
+    /// 2^order contiguous pages, with fault injection of their own.
+    Pages(u32, FaultInject),
+}
+
+impl Backend {
+    /// A pages backend of `order`.
+    pub fn pages(order: u32) -> Self {
+        Backend::Pages(order, FaultInject::default())
+    }
+
+    /// The backend's name, as the `pools` table shows it.
+    fn describe(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        match self {
+            Backend::Cache(c) => write!(f, "cache:{}", c.name().to_str().unwrap_or("?")),
+            Backend::Kmalloc(_, size) => write!(f, "kmalloc:{size}"),
+            Backend::Pages(order, _) => write!(f, "pages:{order}"),
+        }
+    }
+
+    /// The fault-injection knobs that make this backend fail.
+    pub fn fault(&self) -> &FaultInject {
+        match self {
+            Backend::Cache(c) => c.fault(),
+            Backend::Kmalloc(km, size) => km.fault_for(*size),
+            Backend::Pages(_, fault) => fault,
+        }
+    }
+
+    fn alloc(&self, gfp: bindings::gfp_t) -> Result<NonNull<u8>> {
+        match self {
+            Backend::Cache(c) => c.alloc_raw(gfp),
+            Backend::Kmalloc(km, size) => km.alloc_raw(*size, gfp),
+            Backend::Pages(order, fault) => {
+                if fault.should_fail() {
+                    return Err(ENOMEM);
+                }
+                // SAFETY: Any node, flags and order are accepted; failure
+                // gives NULL.
+                let p = unsafe { sys::rslab_pages_alloc(sys::numa_mem_id(), gfp, *order) };
+                NonNull::new(p.cast()).ok_or(ENOMEM)
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `element` must have come from [`Backend::alloc`] on this backend and
+    /// not be used again.
+    unsafe fn free(&self, element: NonNull<u8>) {
+        match self {
+            // SAFETY: The caller's promise.
+            Backend::Cache(c) => unsafe { c.free(element) },
+            // SAFETY: The caller's promise.
+            Backend::Kmalloc(km, _) => unsafe { km.free(element) },
+            // SAFETY: The caller's promise: pages of this order from
+            // `rslab_pages_alloc`.
+            Backend::Pages(order, _) => unsafe {
+                sys::rslab_pages_free(element.as_ptr().cast(), *order)
+            },
+        }
+    }
+}
+
+/// The reserve: up to `min_nr` elements, in a vector that never grows while
+/// the lock is held (its capacity is at least `min_nr`).
+struct Reserve {
+    elements: KVec<NonNull<u8>>,
+    min_nr: usize,
+}
+
+// SAFETY: The elements are plain memory owned by the pool.
+unsafe impl Send for Reserve {}
+
+/// A snapshot of a pool's numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Elements the pool keeps in reserve.
+    pub min_nr: usize,
+    /// Elements in reserve now.
+    pub curr_nr: usize,
+    /// Allocations the backend served.
+    pub alloc_backend: u64,
+    /// Allocations the reserve served.
+    pub alloc_reserve: u64,
+    /// Times an allocation slept waiting for a free.
+    pub waits: u64,
+    /// Sleeps ended by a free (rather than by the retry timeout).
+    pub wakeups: u64,
+    /// Allocations that failed (only ever non-sleeping ones).
+    pub failures: u64,
+    /// Frees kept in the reserve.
+    pub free_reserve: u64,
+    /// Frees returned to the backend.
+    pub free_backend: u64,
+    /// Elements handed out and not yet freed.
+    pub outstanding: usize,
+}
+
+#[derive(Default)]
+struct Counters {
+    alloc_backend: AtomicU64,
+    alloc_reserve: AtomicU64,
+    waits: AtomicU64,
+    wakeups: AtomicU64,
+    failures: AtomicU64,
+    free_reserve: AtomicU64,
+    free_backend: AtomicU64,
+    outstanding: AtomicUsize,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Relaxed);
+}
+
+/// A memory pool.
+#[pin_data(PinnedDrop)]
+pub struct Mempool {
+    name: CString,
+    backend: Backend,
+    #[pin]
+    reserve: SpinLockIrq<Reserve>,
+    #[pin]
+    wait: Opaque<bindings::wait_queue_head>,
+    counters: Counters,
+}
+
+// SAFETY: The wait queue head is designed for concurrent use; everything
+// else is `Sync` or behind the lock.
+unsafe impl Sync for Mempool {}
+// SAFETY: As above; nothing is tied to a thread.
+unsafe impl Send for Mempool {}
+
+impl Mempool {
+    /// Creates a pool of `min_nr` elements from `backend`, all allocated
+    /// now with `GFP_KERNEL`. Fails with `ENOMEM`, having freed what it got,
+    /// if the backend cannot supply them.
+    pub fn new(name: &CStr, min_nr: usize, backend: Backend) -> Result<Arc<Self>> {
+        let pool = Arc::pin_init(
+            try_pin_init!(Self {
+                name: CString::try_from_fmt(fmt!("{name}"))?,
+                backend,
+                reserve <- kernel::new_spinlock_irq!(
+                    Reserve { elements: KVec::with_capacity(min_nr, GFP_KERNEL)?, min_nr },
+                    "rslab_mempool"
+                ),
+                // SAFETY: `init_waitqueue_head` initialises the head in place.
+                wait <- Opaque::ffi_init(|wq| unsafe { sys::rslab_waitq_init(wq) }),
+                counters: Counters::default(),
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        pool.fill(bindings::GFP_KERNEL)?;
+        Ok(pool)
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &CStr {
+        &self.name
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Allocates the reserve up to `min_nr`. On failure the reserve keeps
+    /// what it got (the pool's drop frees it).
+    fn fill(&self, gfp: bindings::gfp_t) -> Result {
+        loop {
+            let reserve = self.reserve.lock();
+            if reserve.elements.len() >= reserve.min_nr {
+                return Ok(());
+            }
+            drop(reserve);
+            let element = self.backend.alloc(gfp)?;
+            let mut reserve = self.reserve.lock();
+            if reserve.elements.len() < reserve.min_nr {
+                // Cannot fail: the capacity is at least `min_nr`.
+                let _ = reserve.elements.push_within_capacity(element);
+            } else {
+                drop(reserve);
+                // SAFETY: Just allocated from the backend, unused.
+                unsafe { self.backend.free(element) };
+            }
+        }
+    }
+
+    /// Allocates an element, as `mempool_alloc()` does (see the module
+    /// documentation). Only an allocation that may not sleep can fail
+    /// (`ENOMEM`); `__GFP_ZERO` is `EINVAL`.
+    pub fn alloc(&self, gfp: Flags) -> Result<NonNull<u8>> {
+        if gfp.contains(__GFP_ZERO) {
+            return Err(EINVAL);
+        }
+        let full = sys::gfp_bits(gfp);
+        let mut attempt = sys::gfp_mempool_first(full);
+        loop {
+            if let Ok(element) = self.backend.alloc(attempt) {
+                bump(&self.counters.alloc_backend);
+                return Ok(self.hand_out(element));
+            }
+            let mut reserve = self.reserve.lock();
+            if let Some(element) = reserve.elements.pop() {
+                drop(reserve);
+                bump(&self.counters.alloc_reserve);
+                return Ok(self.hand_out(element));
+            }
+            if attempt != full {
+                // The reserve is empty: try the backend the caller's way.
+                attempt = full;
+                continue;
+            }
+            if !sys::gfp_allows_blocking(full) {
+                drop(reserve);
+                bump(&self.counters.failures);
+                return Err(ENOMEM);
+            }
+            let entry = Opaque::<bindings::wait_queue_entry>::uninit();
+            // SAFETY: `wait` is initialised; `entry` lives on this stack
+            // frame, unmoved, until `rslab_waitq_sleep` has finished with it.
+            // Preparing under the pool lock means a free that comes after the
+            // unlock wakes us.
+            unsafe { sys::rslab_waitq_prepare(self.wait.get(), entry.get()) };
+            drop(reserve);
+            bump(&self.counters.waits);
+            // SAFETY: As above; the entry was prepared on this queue.
+            if unsafe { sys::rslab_waitq_sleep(self.wait.get(), entry.get(), RETRY_MS) } {
+                bump(&self.counters.wakeups);
+            }
+        }
+    }
+
+    fn hand_out(&self, element: NonNull<u8>) -> NonNull<u8> {
+        self.counters.outstanding.fetch_add(1, Relaxed);
+        element
+    }
+
+    /// Frees an element: into the reserve if it is short (waking a
+    /// waiter), else to the backend.
+    ///
+    /// # Safety
+    ///
+    /// `element` must have come from [`Mempool::alloc`] on this pool and not
+    /// be used again.
+    pub unsafe fn free(&self, element: NonNull<u8>) {
+        self.counters.outstanding.fetch_sub(1, Relaxed);
+        let mut reserve = self.reserve.lock();
+        if reserve.elements.len() < reserve.min_nr {
+            // Cannot fail: the capacity is at least `min_nr`.
+            let _ = reserve.elements.push_within_capacity(element);
+            drop(reserve);
+            bump(&self.counters.free_reserve);
+            // SAFETY: `wait` is initialised.
+            unsafe { sys::rslab_waitq_wake(self.wait.get()) };
+            return;
+        }
+        drop(reserve);
+        bump(&self.counters.free_backend);
+        // SAFETY: Every element of this pool comes from its backend.
+        unsafe { self.backend.free(element) };
+    }
+
+    /// Changes `min_nr`: shrinking frees the surplus reserve to the backend;
+    /// growing allocates up to the new size with `GFP_KERNEL`. As with
+    /// `mempool_resize()`, a backend failure while growing leaves the
+    /// reserve short (frees refill it) and is not an error; only a failure
+    /// to grow the reserve's own array is (`ENOMEM`, nothing changed).
+    pub fn resize(&self, min_nr: usize) -> Result {
+        if min_nr > self.reserve.lock().min_nr {
+            let mut bigger = KVec::with_capacity(min_nr, GFP_KERNEL)?;
+            let mut reserve = self.reserve.lock();
+            while let Some(element) = reserve.elements.pop() {
+                // Cannot fail: `min_nr` exceeds the old reserve.
+                let _ = bigger.push_within_capacity(element);
+            }
+            bigger.reverse();
+            reserve.elements = bigger;
+            reserve.min_nr = min_nr;
+            drop(reserve);
+            let _ = self.fill(bindings::GFP_KERNEL);
+            return Ok(());
+        }
+        loop {
+            let mut reserve = self.reserve.lock();
+            reserve.min_nr = min_nr;
+            if reserve.elements.len() <= min_nr {
+                return Ok(());
+            }
+            let Some(element) = reserve.elements.pop() else {
+                return Ok(());
+            };
+            drop(reserve);
+            bump(&self.counters.free_backend);
+            // SAFETY: A reserve element, from the backend, now unused.
+            unsafe { self.backend.free(element) };
+        }
+    }
+
+    /// A snapshot of the pool's numbers.
+    pub fn stats(&self) -> PoolStats {
+        let (min_nr, curr_nr) = {
+            let r = self.reserve.lock();
+            (r.min_nr, r.elements.len())
+        };
+        let c = &self.counters;
+        PoolStats {
+            min_nr,
+            curr_nr,
+            alloc_backend: c.alloc_backend.load(Relaxed),
+            alloc_reserve: c.alloc_reserve.load(Relaxed),
+            waits: c.waits.load(Relaxed),
+            wakeups: c.wakeups.load(Relaxed),
+            failures: c.failures.load(Relaxed),
+            free_reserve: c.free_reserve.load(Relaxed),
+            free_backend: c.free_backend.load(Relaxed),
+            outstanding: c.outstanding.load(Relaxed),
+        }
+    }
+
+    /// Writes the backend's description.
+    pub fn describe_backend(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        self.backend.describe(f)
+    }
+
+    /// Destroys the pool if `this` is its last reference: reports elements
+    /// not returned, frees the reserve, and gives the outstanding count.
+    /// `None` if others still hold the pool.
+    pub fn destroy(this: Arc<Self>) -> Option<usize> {
+        let outstanding = this.counters.outstanding.load(Relaxed);
+        Arc::into_unique_or_drop(this).map(|_| outstanding)
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Mempool {
+    fn drop(self: Pin<&mut Self>) {
+        let outstanding = self.counters.outstanding.load(Relaxed);
+        if outstanding > 0 {
+            pr_err!(
+                "pool {}: {} elements still outstanding at destroy\n",
+                &*self.name,
+                outstanding
+            );
+        }
+        let elements = core::mem::replace(&mut self.reserve.lock().elements, KVec::new());
+        for element in elements {
+            // SAFETY: Reserve elements come from the backend and are unused.
+            unsafe { self.backend.free(element) };
+        }
+    }
+}
