@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The list of live caches, and their debugfs files.
+//! The lists of live caches and pools, and their debugfs files.
 //!
 //! Under `/sys/kernel/debug/rslab/`:
 //!
@@ -10,12 +10,17 @@
 //!   numbers, event counters, fault settings);
 //! * `<cache>/fail_next`, `<cache>/fail_percent`: fault injection (read the
 //!   setting, write a number);
-//! * `<cache>/shrink`: write anything to shrink the cache.
+//! * `<cache>/shrink`: write anything to shrink the cache;
+//! * `poolinfo`: every registered pool, one line each;
+//! * `pools/<pool>/stats`, `pools/<pool>/fail_next`,
+//!   `pools/<pool>/fail_percent`: a pool's numbers, and its backend's fault
+//!   injection.
 //!
 //! See `Documentation/rslab.rst` for the formats.
 
 use crate::cache::{Cache, Ctor};
 use crate::flags::CacheFlags;
+use crate::mempool::{Backend, Mempool};
 use crate::stats::STAT_NAMES;
 use kernel::debugfs::{Dir, File};
 use kernel::fmt;
@@ -31,19 +36,28 @@ struct Entry {
     cache: Arc<Cache>,
 }
 
-/// The registry of caches shown in debugfs.
+/// A registered pool, with its debugfs files.
+struct PoolEntry {
+    _files: KVec<Pin<KBox<File<Arc<Mempool>>>>>,
+    _dir: Dir,
+    pool: Arc<Mempool>,
+}
+
+/// The registry of caches and pools shown in debugfs.
 #[pin_data]
 pub struct Registry {
-    root: Dir,
+    // Fields drop in order: the entries (and their files) before the
+    // directories that hold them.
+    #[pin]
+    pools: Mutex<KVec<PoolEntry>>,
     #[pin]
     entries: Mutex<KVec<Entry>>,
+    pools_dir: Dir,
+    root: Dir,
 }
 
 /// Creates a debugfs file and keeps it in `files`.
-fn push_file(
-    files: &mut KVec<Pin<KBox<File<Arc<Cache>>>>>,
-    init: impl PinInit<File<Arc<Cache>>>,
-) -> Result {
+fn push_file<T>(files: &mut KVec<Pin<KBox<File<T>>>>, init: impl PinInit<File<T>>) -> Result {
     files.push(KBox::pin_init(init, GFP_KERNEL)?, GFP_KERNEL)?;
     Ok(())
 }
@@ -66,9 +80,12 @@ fn read_u32(reader: &mut UserSliceReader) -> Result<u32> {
 impl Registry {
     /// An empty registry with its debugfs root, `rslab/`.
     pub fn new() -> impl PinInit<Self, Error> {
+        let root = Dir::new(c"rslab");
         try_pin_init!(Self {
-            root: Dir::new(c"rslab"),
+            pools_dir: root.subdir(c"pools"),
+            root,
             entries <- kernel::new_mutex!(KVec::new()),
+            pools <- kernel::new_mutex!(KVec::new()),
         }? Error)
     }
 
@@ -153,6 +170,92 @@ impl Registry {
         Cache::destroy(cache)
     }
 
+    /// Creates a pool (see [`Mempool::new`]) and registers it, with its
+    /// debugfs directory `pools/<name>/`. `EEXIST` if the name is taken.
+    pub fn create_pool(
+        &self,
+        name: &CStr,
+        min_nr: usize,
+        backend: Backend,
+    ) -> Result<Arc<Mempool>> {
+        let mut pools = self.pools.lock();
+        if pools.iter().any(|e| e.pool.name() == name) {
+            return Err(EEXIST);
+        }
+        let pool = Mempool::new(name, min_nr, backend)?;
+        let dir = self.pools_dir.subdir(name);
+        let mut files = KVec::with_capacity(3, GFP_KERNEL)?;
+        let p = || pool.clone();
+        push_file(
+            &mut files,
+            dir.read_callback_file(c"stats", p(), &|p: &Arc<Mempool>, f| write_pool_stats(p, f)),
+        )?;
+        push_file(
+            &mut files,
+            dir.read_write_callback_file(
+                c"fail_next",
+                p(),
+                &|p: &Arc<Mempool>, f| writeln!(f, "{}", p.backend().fault().settings().0),
+                &|p: &Arc<Mempool>, r| read_u32(r).map(|n| p.backend().fault().fail_next(n)),
+            ),
+        )?;
+        push_file(
+            &mut files,
+            dir.read_write_callback_file(
+                c"fail_percent",
+                p(),
+                &|p: &Arc<Mempool>, f| writeln!(f, "{}", p.backend().fault().settings().1),
+                &|p: &Arc<Mempool>, r| match read_u32(r)? {
+                    n @ 0..=100 => {
+                        p.backend().fault().fail_percent(n);
+                        Ok(())
+                    }
+                    _ => Err(EINVAL),
+                },
+            ),
+        )?;
+        pools.push(
+            PoolEntry {
+                _files: files,
+                _dir: dir,
+                pool: pool.clone(),
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(pool)
+    }
+
+    /// Writes the pools summary table (`poolinfo`).
+    pub fn write_poolinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "poolinfo - version: 1")?;
+        writeln!(
+            f,
+            "# name              min_nr curr_nr outstanding alloc_backend alloc_reserve \
+             waits wakeups failures free_reserve free_backend backend"
+        )?;
+        for e in self.pools.lock().iter() {
+            let s = e.pool.stats();
+            write!(
+                f,
+                "{:<17} {:>7} {:>7} {:>11} {:>13} {:>13} {:>5} {:>7} {:>8} {:>12} {:>12} ",
+                e.pool.name().to_str().unwrap_or("?"),
+                s.min_nr,
+                s.curr_nr,
+                s.outstanding,
+                s.alloc_backend,
+                s.alloc_reserve,
+                s.waits,
+                s.wakeups,
+                s.failures,
+                s.free_reserve,
+                s.free_backend
+            )?;
+            e.pool.describe_backend(f)?;
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+
     /// Writes every registered cache as `/proc/slabinfo` does.
     pub fn write_slabinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "slabinfo - version: 2.1")?;
@@ -215,6 +318,31 @@ fn write_stats(cache: &Cache, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{name} {value}")?;
     }
     for (name, value) in STAT_NAMES.iter().zip(s.events.iter()) {
+        writeln!(f, "{name} {value}")?;
+    }
+    Ok(())
+}
+
+/// Writes one pool's `stats` file: `name value` lines.
+fn write_pool_stats(pool: &Mempool, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let s = pool.stats();
+    writeln!(f, "name {}", pool.name().to_str().unwrap_or("?"))?;
+    write!(f, "backend ")?;
+    pool.describe_backend(f)?;
+    writeln!(f)?;
+    let lines: [(&str, u64); 10] = [
+        ("min_nr", s.min_nr as u64),
+        ("curr_nr", s.curr_nr as u64),
+        ("outstanding", s.outstanding as u64),
+        ("alloc_backend", s.alloc_backend),
+        ("alloc_reserve", s.alloc_reserve),
+        ("waits", s.waits),
+        ("wakeups", s.wakeups),
+        ("failures", s.failures),
+        ("free_reserve", s.free_reserve),
+        ("free_backend", s.free_backend),
+    ];
+    for (name, value) in lines {
         writeln!(f, "{name} {value}")?;
     }
     Ok(())

@@ -13,6 +13,7 @@ use kernel::debugfs::File;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kmalloc::Kmalloc;
+use mempool::Backend;
 use registry::Registry;
 
 pub mod cache;
@@ -42,18 +43,23 @@ module! {
             default: 0,
             description: "Objects to allocate from each kmalloc class at load and hold until unload (for demos)",
         },
+        demo_pools: usize {
+            default: 0,
+            description: "If not 0, create three demo pools (cache, kmalloc and pages backends) of this min_nr",
+        },
     },
 }
 
 /// The module state.
 ///
-/// Fields drop in order: the `slabinfo` file first, then the held objects,
-/// the size classes, and last the registry (destroying every cache).
+/// Fields drop in order: the `slabinfo` and `poolinfo` files first, then
+/// the held objects, the size classes, and last the registry (destroying
+/// every pool, then every cache).
 struct Rslab {
-    _slabinfo: Pin<KBox<File<Arc<Registry>>>>,
+    _files: KVec<Pin<KBox<File<Arc<Registry>>>>>,
     warm: KVec<NonNull<u8>>,
-    kmalloc: Pin<KBox<Kmalloc>>,
-    _registry: Arc<Registry>,
+    kmalloc: Arc<Kmalloc>,
+    registry: Arc<Registry>,
 }
 
 // SAFETY: The held pointers are objects of `kmalloc`, owned by the module
@@ -65,25 +71,41 @@ unsafe impl Sync for Rslab {}
 impl kernel::Module for Rslab {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let registry = Arc::pin_init(Registry::new(), GFP_KERNEL)?;
-        let kmalloc = KBox::pin_init(
+        let kmalloc = Arc::pin_init(
             Kmalloc::new(|name, size| registry.create(name, size, 8, CacheFlags::NONE, None)),
             GFP_KERNEL,
         )?;
-        let slabinfo = KBox::pin_init(
-            registry.root().read_callback_file(
-                c"slabinfo",
-                registry.clone(),
-                &|r: &Arc<Registry>, f| r.write_slabinfo(f),
-            ),
+        let mut files = KVec::with_capacity(2, GFP_KERNEL)?;
+        files.push(
+            KBox::pin_init(
+                registry.root().read_callback_file(
+                    c"slabinfo",
+                    registry.clone(),
+                    &|r: &Arc<Registry>, f| r.write_slabinfo(f),
+                ),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        files.push(
+            KBox::pin_init(
+                registry.root().read_callback_file(
+                    c"poolinfo",
+                    registry.clone(),
+                    &|r: &Arc<Registry>, f| r.write_poolinfo(f),
+                ),
+                GFP_KERNEL,
+            )?,
             GFP_KERNEL,
         )?;
         let mut state = Rslab {
-            _slabinfo: slabinfo,
+            _files: files,
             warm: KVec::new(),
             kmalloc,
-            _registry: registry,
+            registry,
         };
         state.warm_up(module_parameters::warm.value())?;
+        state.demo_pools(module_parameters::demo_pools.value())?;
         pr_info!(
             "loaded: {} kmalloc classes, {} objects held\n",
             kmalloc::SIZE_CLASSES.len(),
@@ -94,6 +116,26 @@ impl kernel::Module for Rslab {
 }
 
 impl Rslab {
+    /// Creates the demo pools, one per backend kind, if `min_nr` is not 0.
+    fn demo_pools(&self, min_nr: usize) -> Result {
+        if min_nr == 0 {
+            return Ok(());
+        }
+        let kmalloc_256 = self.kmalloc.caches()[kmalloc::size_class(256).ok_or(EINVAL)?].clone();
+        let backends = [
+            (c"pool-cache-256", Backend::Cache(kmalloc_256)),
+            (
+                c"pool-kmalloc-1000",
+                Backend::Kmalloc(self.kmalloc.clone(), 1000),
+            ),
+            (c"pool-pages-1", Backend::pages(1)),
+        ];
+        for (name, backend) in backends {
+            self.registry.create_pool(name, min_nr, backend)?;
+        }
+        Ok(())
+    }
+
     /// Allocates `n` objects of each size class and holds them.
     fn warm_up(&mut self, n: usize) -> Result {
         for size in kmalloc::SIZE_CLASSES {
