@@ -9,7 +9,8 @@
 //! if that fails too, a caller that may sleep waits for an element to be
 //! freed, retrying every 5 seconds as `mempool_alloc()` does, while one that
 //! may not fails at once. [`Mempool::free`] refills the reserve before
-//! anything goes back to the backend, and wakes a waiter.
+//! anything goes back to the backend, and wakes the waiters
+//! (they all retry, as in mempool.c).
 //!
 //! Differences from mm/mempool.c: `__GFP_ZERO` is refused with `EINVAL`
 //! (mempool.c only warns; a reserved element is never zeroed); the pool
@@ -275,8 +276,8 @@ impl Mempool {
         element
     }
 
-    /// Frees an element: into the reserve if it is short (waking a
-    /// waiter), else to the backend.
+    /// Frees an element: into the reserve if it is short (waking the
+    /// waiters), else to the backend.
     ///
     /// # Safety
     ///

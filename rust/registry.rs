@@ -19,6 +19,7 @@
 //! See `Documentation/rslab.rst` for the formats.
 
 use crate::cache::{Cache, Ctor};
+use crate::fault::FaultInject;
 use crate::flags::CacheFlags;
 use crate::mempool::{Backend, Mempool};
 use crate::stats::STAT_NAMES;
@@ -60,6 +61,69 @@ pub struct Registry {
 fn push_file<T>(files: &mut KVec<Pin<KBox<File<T>>>>, init: impl PinInit<File<T>>) -> Result {
     files.push(KBox::pin_init(init, GFP_KERNEL)?, GFP_KERNEL)?;
     Ok(())
+}
+
+/// What has fault-injection knobs to show in debugfs.
+trait HasFault {
+    fn fault(&self) -> &FaultInject;
+}
+
+impl HasFault for Arc<Cache> {
+    fn fault(&self) -> &FaultInject {
+        Cache::fault(self)
+    }
+}
+
+impl HasFault for Arc<Mempool> {
+    fn fault(&self) -> &FaultInject {
+        self.backend().fault()
+    }
+}
+
+fn show_fail_next<T: HasFault>(t: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", t.fault().settings().0)
+}
+
+fn store_fail_next<T: HasFault>(t: &T, r: &mut UserSliceReader) -> Result {
+    t.fault().fail_next(read_u32(r)?);
+    Ok(())
+}
+
+fn show_fail_percent<T: HasFault>(t: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", t.fault().settings().1)
+}
+
+fn store_fail_percent<T: HasFault>(t: &T, r: &mut UserSliceReader) -> Result {
+    match read_u32(r)? {
+        p @ 0..=100 => {
+            t.fault().fail_percent(p);
+            Ok(())
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+/// Creates `fail_next` and `fail_percent` in `dir` for `data`'s knobs.
+fn push_fault_files<T: HasFault + Clone + Send + Sync + 'static>(
+    files: &mut KVec<Pin<KBox<File<T>>>>,
+    dir: &Dir,
+    data: &T,
+) -> Result {
+    let next = &show_fail_next::<T>;
+    push_file(
+        files,
+        dir.read_write_callback_file(c"fail_next", data.clone(), next, &store_fail_next::<T>),
+    )?;
+    let percent = &show_fail_percent::<T>;
+    push_file(
+        files,
+        dir.read_write_callback_file(
+            c"fail_percent",
+            data.clone(),
+            percent,
+            &store_fail_percent::<T>,
+        ),
+    )
 }
 
 /// Reads a decimal `u32` written to a debugfs file.
@@ -116,30 +180,7 @@ impl Registry {
             &mut files,
             dir.read_callback_file(c"stats", c(), &|c: &Arc<Cache>, f| write_stats(c, f)),
         )?;
-        push_file(
-            &mut files,
-            dir.read_write_callback_file(
-                c"fail_next",
-                c(),
-                &|c: &Arc<Cache>, f| writeln!(f, "{}", c.fault().settings().0),
-                &|c: &Arc<Cache>, r| read_u32(r).map(|n| c.fault().fail_next(n)),
-            ),
-        )?;
-        push_file(
-            &mut files,
-            dir.read_write_callback_file(
-                c"fail_percent",
-                c(),
-                &|c: &Arc<Cache>, f| writeln!(f, "{}", c.fault().settings().1),
-                &|c: &Arc<Cache>, r| match read_u32(r)? {
-                    p @ 0..=100 => {
-                        c.fault().fail_percent(p);
-                        Ok(())
-                    }
-                    _ => Err(EINVAL),
-                },
-            ),
-        )?;
+        push_fault_files(&mut files, &dir, &cache)?;
         push_file(
             &mut files,
             dir.write_callback_file(c"shrink", c(), &|c: &Arc<Cache>, _r| {
@@ -190,30 +231,7 @@ impl Registry {
             &mut files,
             dir.read_callback_file(c"stats", p(), &|p: &Arc<Mempool>, f| write_pool_stats(p, f)),
         )?;
-        push_file(
-            &mut files,
-            dir.read_write_callback_file(
-                c"fail_next",
-                p(),
-                &|p: &Arc<Mempool>, f| writeln!(f, "{}", p.backend().fault().settings().0),
-                &|p: &Arc<Mempool>, r| read_u32(r).map(|n| p.backend().fault().fail_next(n)),
-            ),
-        )?;
-        push_file(
-            &mut files,
-            dir.read_write_callback_file(
-                c"fail_percent",
-                p(),
-                &|p: &Arc<Mempool>, f| writeln!(f, "{}", p.backend().fault().settings().1),
-                &|p: &Arc<Mempool>, r| match read_u32(r)? {
-                    n @ 0..=100 => {
-                        p.backend().fault().fail_percent(n);
-                        Ok(())
-                    }
-                    _ => Err(EINVAL),
-                },
-            ),
-        )?;
+        push_fault_files(&mut files, &dir, &pool)?;
         pools.push(
             PoolEntry {
                 _files: files,
