@@ -122,11 +122,12 @@ impl Cache {
         if name.is_empty() {
             return Err(EINVAL);
         }
-        let flags = match ctor {
-            Some(_) => {
-                CacheFlags::from_bits(flags.bits() & !CacheFlags::POISON.bits()).unwrap_or(flags)
-            }
-            None => flags,
+        // As in SLUB, a constructed object's free contents are its state:
+        // they cannot be poisoned.
+        let flags = if ctor.is_some() {
+            flags.without(CacheFlags::POISON)
+        } else {
+            flags
         };
         let layout = Layout::new(size, align, flags, ctor.is_some(), sys::num_present_cpus())?;
         let mut nodes = KVec::with_capacity(sys::nr_node_ids() as usize, GFP_KERNEL)?;

@@ -29,6 +29,11 @@ impl CacheFlags {
         self.0 & other.0 != 0
     }
 
+    /// These flags without those of `other`.
+    pub const fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
     /// The raw bits, as the ABI carries them.
     pub const fn bits(self) -> u32 {
         self.0

@@ -14,7 +14,6 @@ use crate::fault::FaultInject;
 use crate::flags::CacheFlags;
 use crate::layout::{get_order, slab_bytes};
 use crate::sys;
-use core::ffi::c_void;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use kernel::alloc::Flags;
@@ -154,16 +153,10 @@ impl Kmalloc {
 
     /// The cache whose slab holds `ptr`, or `None` for a large allocation.
     fn cache_of(&self, ptr: *const u8) -> Option<&Arc<Cache>> {
-        // SAFETY: `ptr` is a live allocation of ours, so in the direct map.
-        let meta = unsafe { sys::rslab_page_private(ptr.cast::<c_void>()) };
-        if meta.is_null() {
-            return None;
-        }
-        self.caches.iter().find(|c| {
-            // SAFETY: A live object's page carries its slab, owned by one
-            // of our caches.
-            unsafe { crate::slab::Slab::of(ptr, c.owner_id(), false) }.is_ok()
-        })
+        // SAFETY: `ptr` is a live allocation of ours, so in the direct map,
+        // and its page's `private` is 0 (large) or one of our slabs.
+        let owner = unsafe { crate::slab::Slab::owner_of(ptr) }?;
+        self.caches.iter().find(|c| c.owner_id() == owner)
     }
 
     /// The usable size of the allocation at `ptr` (`ksize()`): its class

@@ -199,18 +199,6 @@ impl Registry {
         Ok(cache)
     }
 
-    /// Unregisters `cache` and destroys it (see [`Cache::destroy`]) if that
-    /// was the last reference; returns the leaked object count if it was.
-    pub fn destroy(&self, cache: Arc<Cache>) -> Option<usize> {
-        let mut entries = self.entries.lock();
-        if let Some(i) = entries.iter().position(|e| Arc::ptr_eq(&e.cache, &cache)) {
-            // Dropping the entry removes the files and their references.
-            drop(entries.remove(i));
-        }
-        drop(entries);
-        Cache::destroy(cache)
-    }
-
     /// Creates a pool (see [`Mempool::new`]) and registers it, with its
     /// debugfs directory `pools/<name>/`. `EEXIST` if the name is taken.
     pub fn create_pool(

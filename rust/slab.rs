@@ -190,6 +190,21 @@ impl Slab {
         Ok(slab)
     }
 
+    /// The identity of the cache whose slab holds `obj`; `None` if its page
+    /// carries no slab (a large kmalloc allocation).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Slab::of`] without `checked`.
+    pub(crate) unsafe fn owner_of(obj: *const u8) -> Option<usize> {
+        // SAFETY: Any address is accepted; non-direct-map ones give NULL.
+        let meta = unsafe { sys::rslab_page_private(obj.cast::<c_void>()) };
+        let slab = NonNull::new(meta.cast::<Slab>())?;
+        // SAFETY: By the caller's promise, a non-zero `private` is a live
+        // `Slab`, whose `owner` is immutable.
+        Some(unsafe { slab.as_ref() }.owner)
+    }
+
     /// Reads `base` and `owner` of the would-be `Slab` at `slab` without
     /// trusting it, and checks that `base` is the slab page holding `obj`.
     fn probe(obj: *const u8, slab: NonNull<Slab>) -> Option<(*mut u8, usize)> {
