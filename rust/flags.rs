@@ -21,8 +21,6 @@ impl CacheFlags {
     pub const CONSISTENCY_CHECKS: Self = Self(1 << 3);
     /// Every flag that makes a cache a debug cache.
     pub const DEBUG: Self = Self(Self::POISON.0 | Self::RED_ZONE.0 | Self::CONSISTENCY_CHECKS.0);
-    /// Every flag rslab knows.
-    pub const ALL: Self = Self(Self::HWCACHE_ALIGN.0 | Self::DEBUG.0);
 
     /// Whether any flag of `other` is set.
     pub const fn contains(self, other: Self) -> bool {
@@ -37,15 +35,6 @@ impl CacheFlags {
     /// The raw bits, as the ABI carries them.
     pub const fn bits(self) -> u32 {
         self.0
-    }
-
-    /// Flags from raw bits; `None` if an unknown bit is set.
-    pub const fn from_bits(bits: u32) -> Option<Self> {
-        if bits & !Self::ALL.0 == 0 {
-            Some(Self(bits))
-        } else {
-            None
-        }
     }
 }
 
