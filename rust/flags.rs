@@ -2,6 +2,7 @@
 
 //! Cache creation flags, named after SLUB's `SLAB_*` flags.
 
+use crate::uapi;
 use core::ops::BitOr;
 
 /// Flags that change how a cache lays out and checks its objects.
@@ -32,6 +33,12 @@ impl CacheFlags {
         Self(self.0 & !other.0)
     }
 
+    /// The flags of the ABI's `CACHE_*` bits; unknown bits are dropped
+    /// (the device refuses them first).
+    pub const fn from_abi(bits: u32) -> Self {
+        Self(bits & uapi::CACHE_FLAGS)
+    }
+
     /// The raw bits, as the ABI carries them.
     pub const fn bits(self) -> u32 {
         self.0
@@ -45,3 +52,11 @@ impl BitOr for CacheFlags {
         Self(self.0 | other.0)
     }
 }
+
+// The ABI's bits are these flags' bits.
+const _: () = {
+    assert!(CacheFlags::HWCACHE_ALIGN.0 == uapi::CACHE_HWCACHE_ALIGN);
+    assert!(CacheFlags::POISON.0 == uapi::CACHE_POISON);
+    assert!(CacheFlags::RED_ZONE.0 == uapi::CACHE_RED_ZONE);
+    assert!(CacheFlags::CONSISTENCY_CHECKS.0 == uapi::CACHE_CONSISTENCY_CHECKS);
+};

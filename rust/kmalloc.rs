@@ -34,6 +34,15 @@ pub fn size_class(size: usize) -> Option<usize> {
     SIZE_CLASSES.iter().position(|&class| class >= size)
 }
 
+/// The bytes a `size`-byte allocation occupies: its class size, or its
+/// whole pages above the classes.
+pub fn footprint(size: usize) -> usize {
+    match size_class(size) {
+        Some(class) => SIZE_CLASSES[class],
+        None => slab_bytes(get_order(size)),
+    }
+}
+
 /// The generic allocator.
 #[pin_data(PinnedDrop)]
 pub struct Kmalloc {

@@ -58,6 +58,15 @@ impl Backend {
         }
     }
 
+    /// The size of one element.
+    pub fn element_size(&self) -> usize {
+        match self {
+            Backend::Cache(c) => c.layout().object_size,
+            Backend::Kmalloc(_, size) => *size,
+            Backend::Pages(order, _) => crate::layout::slab_bytes(*order),
+        }
+    }
+
     /// The fault-injection knobs that make this backend fail.
     pub fn fault(&self) -> &FaultInject {
         match self {

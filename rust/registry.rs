@@ -29,6 +29,9 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 use kernel::uaccess::UserSliceReader;
 
+/// Names in the debugfs root that are not caches.
+const RESERVED: [&CStr; 4] = [c"slabinfo", c"poolinfo", c"pools", c"device"];
+
 /// A registered cache, with its debugfs files.
 struct Entry {
     // Files go before the directory, so they are removed first.
@@ -159,7 +162,8 @@ impl Registry {
     }
 
     /// Creates a cache (see [`Cache::new`]) and registers it, with its
-    /// debugfs directory. `EEXIST` if a cache of that name is registered.
+    /// debugfs directory. `EEXIST` if a cache of that name is registered,
+    /// or if the name is one of the root's own files.
     pub fn create(
         &self,
         name: &CStr,
@@ -169,7 +173,8 @@ impl Registry {
         ctor: Option<Ctor>,
     ) -> Result<Arc<Cache>> {
         let mut entries = self.entries.lock();
-        if entries.iter().any(|e| e.cache.name() == name) {
+        let taken = RESERVED.iter().any(|r| *r == name);
+        if taken || entries.iter().any(|e| e.cache.name() == name) {
             return Err(EEXIST);
         }
         let cache = Cache::new(name, size, align, flags, ctor)?;
@@ -229,6 +234,31 @@ impl Registry {
             GFP_KERNEL,
         )?;
         Ok(pool)
+    }
+
+    /// Unregisters `cache` (removing its debugfs directory) and destroys it
+    /// (see [`Cache::destroy`]; objects still allocated are reported).
+    pub fn destroy(&self, cache: Arc<Cache>) {
+        let mut entries = self.entries.lock();
+        let i = entries.iter().position(|e| Arc::ptr_eq(&e.cache, &cache));
+        // Removed from the list under the lock, but its files are removed
+        // (waiting for their readers) after it.
+        let entry = i.map(|i| entries.remove(i));
+        drop(entries);
+        drop(entry);
+        Cache::destroy(cache);
+    }
+
+    /// Unregisters `pool` (removing `pools/<name>/`) and destroys it (see
+    /// [`Mempool::destroy`]).
+    pub fn destroy_pool(&self, pool: Arc<Mempool>) {
+        let mut pools = self.pools.lock();
+        let i = pools.iter().position(|e| Arc::ptr_eq(&e.pool, &pool));
+        // As in `destroy`: the files go after the lock.
+        let entry = i.map(|i| pools.remove(i));
+        drop(pools);
+        drop(entry);
+        Mempool::destroy(pool);
     }
 
     /// Writes the pools summary table (`poolinfo`).

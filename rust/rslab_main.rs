@@ -8,6 +8,7 @@
 //! `Documentation/rslab.rst` for the design.
 
 use core::ptr::NonNull;
+use device::{Device, Shared};
 use flags::CacheFlags;
 use kernel::debugfs::File;
 use kernel::prelude::*;
@@ -18,19 +19,25 @@ use registry::Registry;
 
 pub mod cache;
 mod debug;
+pub mod device;
 pub mod fault;
 pub mod flags;
+pub mod handles;
 pub mod kmalloc;
 pub mod layout;
 pub mod mempool;
 mod node;
+pub mod object;
 mod percpu;
+pub mod quota;
 pub mod registry;
+pub mod session;
 mod slab;
 pub mod stats;
 mod sys;
 #[cfg(CONFIG_KUNIT)]
 mod tests;
+pub mod uapi;
 
 module! {
     type: Rslab,
@@ -47,15 +54,29 @@ module! {
             default: 0,
             description: "If not 0, create three demo pools (cache, kmalloc and pages backends) of this min_nr",
         },
+        max_objects: usize {
+            default: 65536,
+            description: "/dev/rslab: the most handles (caches, pools, objects) one open file may hold",
+        },
+        max_bytes: usize {
+            default: 64 << 20,
+            description: "/dev/rslab: the most bytes one open file may hold",
+        },
+        max_total_bytes: usize {
+            default: 256 << 20,
+            description: "/dev/rslab: the most bytes all open files together may hold",
+        },
     },
 }
 
 /// The module state.
 ///
-/// Fields drop in order: the `slabinfo` and `poolinfo` files first, then
+/// Fields drop in order: `/dev/rslab` first (no file can be open: each
+/// holds a module reference), the `slabinfo` and `poolinfo` files, then
 /// the held objects, the size classes, and last the registry (destroying
 /// every pool, then every cache).
-struct Rslab {
+pub struct Rslab {
+    _device: Pin<KBox<Device>>,
     _files: KVec<Pin<KBox<File<Arc<Registry>>>>>,
     warm: KVec<NonNull<u8>>,
     kmalloc: Arc<Kmalloc>,
@@ -98,7 +119,18 @@ impl kernel::Module for Rslab {
             )?,
             GFP_KERNEL,
         )?;
+        let limits = quota::Limits {
+            objects: module_parameters::max_objects.value(),
+            bytes: module_parameters::max_bytes.value(),
+            total_bytes: module_parameters::max_total_bytes.value(),
+        };
+        let shared = Shared {
+            registry: registry.clone(),
+            kmalloc: kmalloc.clone(),
+            quota: quota::Global::new(limits)?,
+        };
         let mut state = Rslab {
+            _device: Device::new(Arc::new(shared, GFP_KERNEL)?)?,
             _files: files,
             warm: KVec::new(),
             kmalloc,

@@ -40,21 +40,11 @@ pub enum Stat {
 /// The number of [`Stat`]s.
 pub const NR_STATS: usize = Stat::OrderFallback as usize + 1;
 
-/// The counters' names, as debugfs shows them (SLUB's sysfs names where
-/// SLUB has one).
-pub const STAT_NAMES: [&str; NR_STATS] = [
-    "alloc_fastpath",
-    "alloc_slowpath",
-    "free_fastpath",
-    "free_slowpath",
-    "alloc_slab",
-    "free_slab",
-    "sheaf_refill",
-    "sheaf_flush",
-    "node_mismatch",
-    "alloc_failed",
-    "order_fallback",
-];
+// The ABI's event array holds exactly these counters.
+const _: () = assert!(NR_STATS == crate::uapi::NR_EVENTS);
+
+/// The counters' names, as debugfs and the ABI show them.
+pub const STAT_NAMES: [&str; NR_STATS] = crate::uapi::EVENT_NAMES;
 
 /// A set of counters.
 #[derive(Default)]

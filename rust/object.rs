@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Owned allocations: an object of a cache, of kmalloc or of a pool that
+//! frees itself when dropped and gives safe access to its bytes.
+//!
+//! The allocators hand out raw pointers (their free functions are `unsafe`:
+//! only the caller knows a pointer is theirs and unused). [`Object`] is the
+//! one place that turns such a pointer into an owned value, so that the
+//! device code above it needs no `unsafe` at all.
+
+use crate::cache::Cache;
+use crate::kmalloc::{self, Kmalloc};
+use crate::mempool::Mempool;
+use core::ptr::NonNull;
+use kernel::alloc::Flags;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// Where an object comes from.
+#[derive(Clone)]
+pub enum Source {
+    /// A cache.
+    Cache(Arc<Cache>),
+    /// kmalloc, with the size asked for.
+    Kmalloc(Arc<Kmalloc>, usize),
+    /// A pool.
+    Pool(Arc<Mempool>),
+}
+
+impl Source {
+    /// The usable size of one object.
+    pub fn object_size(&self) -> usize {
+        match self {
+            Source::Cache(c) => c.layout().object_size,
+            Source::Kmalloc(_, size) => *size,
+            Source::Pool(p) => p.backend().element_size(),
+        }
+    }
+
+    /// The memory one object takes from its allocator: the cache's stride,
+    /// the kmalloc class, or the pool element.
+    pub fn footprint(&self) -> usize {
+        match self {
+            Source::Cache(c) => c.layout().size,
+            Source::Kmalloc(_, size) => kmalloc::footprint(*size),
+            Source::Pool(p) => p.backend().element_size(),
+        }
+    }
+
+    fn alloc(&self, gfp: Flags) -> Result<NonNull<u8>> {
+        match self {
+            Source::Cache(c) => c.alloc(gfp),
+            Source::Kmalloc(km, size) => km.alloc(*size, gfp),
+            Source::Pool(p) => p.alloc(gfp),
+        }
+    }
+}
+
+/// One live allocation, zeroed when made, freed on drop.
+///
+/// # Invariants
+///
+/// `ptr` is a live allocation of `source`, valid for reads and writes of
+/// `source.object_size()` bytes, initialised, and owned by this value alone.
+pub struct Object {
+    ptr: NonNull<u8>,
+    source: Source,
+}
+
+// SAFETY: The object is plain memory owned by this value; its allocator can
+// free it from any thread.
+unsafe impl Send for Object {}
+// SAFETY: `&Object` only reads the memory.
+unsafe impl Sync for Object {}
+
+impl Object {
+    /// Allocates one object from `source`, and zeroes it so that no stale
+    /// contents can be read back.
+    pub fn new(source: Source, gfp: Flags) -> Result<Self> {
+        let ptr = source.alloc(gfp)?;
+        // SAFETY: `ptr` is a fresh allocation of `object_size()` bytes,
+        // owned by nobody else.
+        unsafe { ptr.as_ptr().write_bytes(0, source.object_size()) };
+        // INVARIANT: As above; now initialised.
+        Ok(Self { ptr, source })
+    }
+
+    /// Allocates `n` zeroed objects of `cache` in one bulk call (all or
+    /// nothing).
+    pub fn new_bulk(cache: &Arc<Cache>, n: usize, gfp: Flags) -> Result<KVec<Self>> {
+        let mut raw = KVec::from_elem(core::ptr::null_mut(), n, GFP_KERNEL)?;
+        let mut objects = KVec::with_capacity(n, GFP_KERNEL)?;
+        cache.alloc_bulk(gfp | __GFP_ZERO, &mut raw)?;
+        for ptr in raw {
+            // `alloc_bulk` succeeded, so every pointer is a live object.
+            let Some(ptr) = NonNull::new(ptr) else {
+                continue;
+            };
+            // INVARIANT: A fresh, zeroed object of `cache`, owned here.
+            // Cannot fail: the capacity is `n`.
+            let _ = objects.push_within_capacity(Self {
+                ptr,
+                source: Source::Cache(cache.clone()),
+            });
+        }
+        Ok(objects)
+    }
+
+    /// Frees `objects` in one bulk call to `cache`. Objects of another
+    /// source are freed one by one.
+    pub fn free_bulk(cache: &Arc<Cache>, objects: KVec<Self>) {
+        let mut raw = KVec::with_capacity(objects.len(), GFP_KERNEL).unwrap_or_default();
+        for object in objects {
+            let ours = matches!(&object.source, Source::Cache(c) if Arc::ptr_eq(c, cache));
+            if ours && raw.push_within_capacity(object.ptr.as_ptr()).is_ok() {
+                // Its memory is now in `raw`, freed below.
+                core::mem::forget(object);
+            }
+        }
+        // SAFETY: Each pointer was a live object of `cache` owned by an
+        // `Object` that was forgotten, so it is freed exactly once.
+        unsafe { cache.free_bulk(&raw) };
+    }
+
+    /// Where the object comes from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The object's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: By the type invariants, valid and initialised for this
+        // many bytes, and not written while `&self` is held.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.source.object_size()) }
+    }
+
+    /// The object's bytes, to write.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: As in `bytes`, and `&mut self` makes the access unique.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.source.object_size()) }
+    }
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        let ptr = self.ptr;
+        match &self.source {
+            // SAFETY: By the type invariants, a live object of this source,
+            // freed once (the value is going away).
+            Source::Cache(c) => unsafe { c.free(ptr) },
+            // SAFETY: As above.
+            Source::Kmalloc(km, _) => unsafe { km.free(ptr) },
+            // SAFETY: As above.
+            Source::Pool(p) => unsafe { p.free(ptr) },
+        }
+    }
+}
