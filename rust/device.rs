@@ -99,7 +99,17 @@ macro_rules! requests {
     )*};
 }
 
-requests!(HandleArg, CacheCreate, ObjAlloc, ObjIo, Bulk, PoolCreate, PoolResize, CacheInfo, PoolInfo);
+requests!(
+    HandleArg,
+    CacheCreate,
+    ObjAlloc,
+    ObjIo,
+    Bulk,
+    PoolCreate,
+    PoolResize,
+    CacheInfo,
+    PoolInfo
+);
 
 // SAFETY: As for the requests: `repr(C)` integers, no padding.
 unsafe impl AsBytes for Info {}

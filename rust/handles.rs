@@ -53,20 +53,13 @@ impl Slot {
 }
 
 /// The table.
+#[derive(Default)]
 pub struct Table {
     last: u64,
     entries: RBTree<u64, Entry>,
 }
 
 impl Table {
-    /// An empty table.
-    pub fn new() -> Self {
-        Self {
-            last: 0,
-            entries: RBTree::new(),
-        }
-    }
-
     /// Reserves the next handle.
     pub fn reserve(&mut self) -> Result<Slot> {
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
@@ -195,7 +188,14 @@ impl Table {
         }
         self.unuse(source, taken.len());
         for node in taken {
-            if let (_, Entry { kind: Kind::Object(object, _), .. }) = node.to_key_value() {
+            if let (
+                _,
+                Entry {
+                    kind: Kind::Object(object, _),
+                    ..
+                },
+            ) = node.to_key_value()
+            {
                 // Cannot fail: the capacity is `ids.len()`.
                 let _ = objects.push_within_capacity(object);
             }

@@ -50,7 +50,9 @@ pub struct Charge {
 /// Adds `n` to `counter` if the sum stays within `limit`.
 fn try_add(counter: &AtomicUsize, n: usize, limit: usize) -> Result {
     counter
-        .fetch_update(Relaxed, Relaxed, |v| v.checked_add(n).filter(|&t| t <= limit))
+        .fetch_update(Relaxed, Relaxed, |v| {
+            v.checked_add(n).filter(|&t| t <= limit)
+        })
         .map(|_| ())
         .map_err(|_| EDQUOT)
 }

@@ -173,7 +173,7 @@ impl Registry {
         ctor: Option<Ctor>,
     ) -> Result<Arc<Cache>> {
         let mut entries = self.entries.lock();
-        let taken = RESERVED.iter().any(|r| *r == name);
+        let taken = RESERVED.contains(&name);
         if taken || entries.iter().any(|e| e.cache.name() == name) {
             return Err(EEXIST);
         }

@@ -87,7 +87,7 @@ impl Session {
             try_pin_init!(Self {
                 account: shared.quota.open()?,
                 shared: shared.clone(),
-                table <- kernel::new_mutex!(Table::new(), "rslab_session"),
+                table <- kernel::new_mutex!(Table::default(), "rslab_session"),
             }? Error),
             GFP_KERNEL,
         )
@@ -191,17 +191,19 @@ impl Session {
         self.table.lock().free_object(arg.req.id)
     }
 
-    /// `RSLAB_IOC_WRITE`: the bytes are copied in before the object is
-    /// touched, so a bad buffer changes nothing.
+    /// `RSLAB_IOC_WRITE`: the handle and range are checked, then the bytes
+    /// copied in, and only then is the object touched, so a bad buffer
+    /// changes nothing. (A handle is never reused, so the object found the
+    /// second time is the one checked, or gone.)
     pub fn write(&self, arg: Arg<ObjIo>) -> Result {
         let req = arg.req;
         check_flags(req.flags, 0)?;
+        let size = self.table.lock().object_mut(req.id)?.bytes().len();
+        let range = range(req.offset, req.len, size)?;
         let mut data = KVVec::new();
-        user_buf(req.buf, req.len as usize)?.read_all(&mut data, GFP_KERNEL)?;
+        user_buf(req.buf, range.len())?.read_all(&mut data, GFP_KERNEL)?;
         let mut table = self.table.lock();
-        let object = table.object_mut(req.id)?;
-        let range = range(req.offset, req.len, object.bytes().len())?;
-        object.bytes_mut()[range].copy_from_slice(&data);
+        table.object_mut(req.id)?.bytes_mut()[range].copy_from_slice(&data);
         Ok(())
     }
 
