@@ -2,9 +2,10 @@
 #
 # rslab: out-of-tree Rust-for-Linux slab allocator modules.
 #
-#   make            build the modules against $(KDIR)
+#   make            build the modules against $(KDIR), and tools/rslabctl
 #   make run        set up if needed, boot the VM, load the modules, show what they do
 #   make check      every test: host checks, then the suite inside the VM
+#   make tools      build tools/rslabctl (cargo, on the host; the VM runs it from the tree)
 #   make shell      an interactive shell in the VM, the modules' tree mounted
 #   make clean      remove build outputs
 #
@@ -26,11 +27,14 @@ endif
 KMAKE = $(KMAKE_ENV) $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(LLVM),LLVM=$(LLVM))
 VM_RUN := scripts/vm-run
 SELFTESTS := tools/testing/selftests/rslab
+CARGO := cargo
+RSLABCTL := tools/rslabctl
+CARGO_FLAGS := --locked --manifest-path $(RSLABCTL)/Cargo.toml
 RUST_SOURCES = $(shell git ls-files --cached --others --exclude-standard -- '*.rs' 2>/dev/null)
 
-.PHONY: all modules setup run check check-host check-vm lint selftests vm-check fmt shell clean help
+.PHONY: all modules tools tools-check abi-check setup run check check-host check-vm lint selftests vm-check fmt shell clean help
 
-all: modules
+all: modules tools
 
 modules:
 	@test -e $(KDIR)/Makefile || { echo "No kernel build tree at $(KDIR): run scripts/setup (or make run), or pass KDIR=" >&2; exit 1; }
@@ -40,19 +44,40 @@ setup:
 	scripts/setup
 
 run: setup
-	$(MAKE) modules
+	$(MAKE) modules tools selftests
 	$(VM_RUN) --timeout 300 -- scripts/demo
 
 check: setup
-	$(MAKE) fmt lint selftests
+	$(MAKE) fmt lint selftests tools tools-check abi-check
 	$(MAKE) vm-check
 
 check-host: setup
-	$(MAKE) fmt lint selftests
+	$(MAKE) fmt lint selftests tools tools-check abi-check
 
 check-vm: setup
-	$(MAKE) selftests
+	$(MAKE) selftests tools
 	$(MAKE) vm-check
+
+# rslabctl, built on the host with the crates in Cargo.lock.
+tools:
+	$(CARGO) build --release $(CARGO_FLAGS)
+
+# The tool's own tests (argument parsing, table rendering, ABI layout),
+# clippy with every warning an error, and rustfmt.
+tools-check:
+	$(CARGO) test --release $(CARGO_FLAGS)
+	$(CARGO) clippy --release --all-targets $(CARGO_FLAGS) -- -D warnings
+	$(CARGO) fmt --check --manifest-path $(RSLABCTL)/Cargo.toml
+
+# The ABI as rust/uapi.rs has it (via rslabctl) and as a C compiler makes of
+# include/uapi/rslab.h (via rslab_sys) must be the same.
+abi-check: tools selftests
+	@mkdir -p build
+	$(RSLABCTL)/target/release/rslabctl abi > build/abi-rust.txt
+	$(SELFTESTS)/rslab_sys abi > build/abi-c.txt
+	diff -u build/abi-c.txt build/abi-rust.txt
+	@echo "abi-check: rust/uapi.rs and include/uapi/rslab.h agree ($$(wc -l < build/abi-c.txt) items)"
+
 
 # A from-scratch build with clippy on and every warning an error; clippy-driver
 # also produces the objects that the VM loads. Warnings that no flag turns
@@ -77,7 +102,7 @@ fmt:
 	rustfmt --check --edition 2021 --config-path $(KDIR)/source/.rustfmt.toml $(RUST_SOURCES)
 
 shell: setup
-	$(MAKE) modules
+	$(MAKE) modules tools selftests
 	$(VM_RUN) --interactive
 
 clean:

@@ -119,18 +119,24 @@ impl Session {
         ensure(align.is_power_of_two() && align <= kernel::page::PAGE_SIZE)?;
         let name = name(&req.name)?;
         let charge = self.account.charge(0)?;
-        let mut table = self.table.lock();
-        let slot = table.reserve()?;
         let registry = &self.shared.registry;
-        let flags = CacheFlags::from_abi(req.flags);
-        let cache = registry.create(name, size, align, flags, None)?;
-        arg.req.id = slot.id();
-        if let Err(e) = arg.reply() {
-            registry.destroy(cache);
-            return Err(e);
+        let cache = registry.create(name, size, align, CacheFlags::from_abi(req.flags), None)?;
+        // Reserved only now, so that a refused name does not use a handle.
+        let mut table = self.table.lock();
+        let reported = table.reserve().and_then(|slot| {
+            arg.req.id = slot.id();
+            arg.reply().map(|()| slot)
+        });
+        match reported {
+            Ok(slot) => {
+                table.insert(slot, Kind::Cache(cache), charge);
+                Ok(())
+            }
+            Err(e) => {
+                registry.destroy(cache);
+                Err(e)
+            }
         }
-        table.insert(slot, Kind::Cache(cache), charge);
-        Ok(())
     }
 
     /// `RSLAB_IOC_CACHE_DESTROY` (`pool` false) and `RSLAB_IOC_POOL_DESTROY`.
@@ -322,19 +328,21 @@ impl Session {
         let bytes = backend.element_size() * req.min_nr as usize;
         let registry = &self.shared.registry;
         let made = self.account.charge(bytes).and_then(|charge| {
-            let slot = table.reserve()?;
             let pool = registry.create_pool(name, req.min_nr as usize, backend)?;
-            arg.req.id = slot.id();
-            Ok((charge, slot, pool))
-        });
-        let reported = made.and_then(|(charge, slot, pool)| match arg.reply() {
-            Ok(()) => Ok((charge, slot, pool)),
-            Err(e) => {
-                release(Kind::Pool(pool, None), registry);
-                Err(e)
+            // Reserved only now, so that a refused name does not use a handle.
+            let reported = table.reserve().and_then(|slot| {
+                arg.req.id = slot.id();
+                arg.reply().map(|()| slot)
+            });
+            match reported {
+                Ok(slot) => Ok((charge, slot, pool)),
+                Err(e) => {
+                    release(Kind::Pool(pool, None), registry);
+                    Err(e)
+                }
             }
         });
-        match reported {
+        match made {
             Ok((charge, slot, pool)) => {
                 table.insert(slot, Kind::Pool(pool, cache), charge);
                 Ok(())

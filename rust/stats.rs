@@ -77,7 +77,7 @@ impl Counters {
 /// A snapshot of one cache, in `/proc/slabinfo` terms plus the counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
-    /// Allocated objects (including those cached in per-CPU sheaves).
+    /// Objects handed out (those cached in per-CPU sheaves count as free).
     pub active_objs: usize,
     /// Objects in all slabs.
     pub num_objs: usize,

@@ -264,7 +264,7 @@ abi_struct! {
         pub objs_per_slab: u32,
         /// Out: the `CACHE_*` flags in effect.
         pub cache_flags: u32,
-        /// Out: objects allocated (including those cached per CPU).
+        /// Out: objects handed out (those cached per CPU count as free).
         pub active_objs: u64,
         /// Out: objects in all slabs.
         pub num_objs: u64,

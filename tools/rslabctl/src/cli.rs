@@ -195,7 +195,8 @@ pub enum Op {
         id: u64,
     },
     /// Run a shell command while the device stays open (for scripts that
-    /// look at debugfs between operations).
+    /// look at debugfs between operations). In a batch, the rest of the
+    /// line goes to `sh -c` as written.
     Sh {
         /// The command line, passed to `sh -c`.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
@@ -263,6 +264,15 @@ pub fn parse_batch_line(text: &str) -> Option<Result<Line, String>> {
     let text = text.trim();
     if text.is_empty() || text.starts_with('#') {
         return None;
+    }
+    // A shell command is passed on as written, quotes and `$` included.
+    if let Some(command) = text.strip_prefix("sh ") {
+        return Some(Ok(Line {
+            expect: None,
+            op: Op::Sh {
+                command: vec![command.trim().to_string()],
+            },
+        }));
     }
     let Some(words) = shlex::split(text) else {
         return Some(Err(format!("unbalanced quotes in {text:?}")));
@@ -362,8 +372,9 @@ mod tests {
                 hex: false
             }
         );
-        let sh = parse_batch_line("sh cat /sys/kernel/debug/rslab/slabinfo | grep -c x").unwrap();
-        assert!(matches!(sh.unwrap().op, Op::Sh { command } if command.len() == 6));
+        let sh = parse_batch_line("sh grep -q 'in use' \"$F\" | wc -l").unwrap();
+        let want = vec!["grep -q 'in use' \"$F\" | wc -l".to_string()];
+        assert_eq!(sh.unwrap().op, Op::Sh { command: want });
         assert!(parse_batch_line("frobnicate 1").unwrap().is_err());
         assert!(parse_batch_line("write 1 'unbalanced").unwrap().is_err());
     }

@@ -1,21 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * rslab_sys - the two system calls the rslab selftests need the exact errno
- * of, printed as its name ("OK" on success):
+ * rslab_sys - the system calls the rslab selftests need the exact errno of,
+ * printed as its name ("OK" on success):
  *
  *   rslab_sys load MODULE.ko [PARAM=VALUE]...   finit_module(2)
+ *   rslab_sys unload MODULE                      delete_module(2), O_NONBLOCK
  *   rslab_sys write FILE TEXT                    open(2) + write(2)
+ *   rslab_sys ioctl CASE                         a malformed /dev/rslab ioctl
+ *   rslab_sys abi                                the ABI as include/uapi/rslab.h has it
  *
- * A C helper rather than a script because it starts in milliseconds under
- * TCG, where an interpreter takes seconds.
+ * The ioctl cases are the calls rslabctl cannot make, because it only
+ * builds well-formed ones; they go through the C header, so they test it
+ * too. A C helper rather than a script because it starts in milliseconds
+ * under TCG, where an interpreter takes seconds.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "../../../../include/uapi/rslab.h"
 
 static int report(long rc)
 {
@@ -48,12 +57,129 @@ static int write_file(const char *path, const char *text)
 	return report(write(fd, text, strlen(text)));
 }
 
+static int unload(const char *module)
+{
+	return report(syscall(SYS_delete_module, module, O_NONBLOCK));
+}
+
+/* A /dev/rslab file with a 64-byte cache (handle 1) and one object (2). */
+static int open_with_object(void)
+{
+	struct rslab_cache_create cc = { .version = RSLAB_ABI_VERSION, .size = 64 };
+	struct rslab_alloc a = { .version = RSLAB_ABI_VERSION, .source = 1 };
+	int fd = open("/dev/rslab", O_RDWR | O_CLOEXEC);
+
+	snprintf(cc.name, sizeof(cc.name), "rslab_sys-%d", getpid());
+	if (fd < 0 || ioctl(fd, RSLAB_IOC_CACHE_CREATE, &cc) || cc.id != 1 ||
+	    ioctl(fd, RSLAB_IOC_ALLOC, &a) || a.id != 2) {
+		perror("rslab_sys: setting up a cache and an object");
+		return -1;
+	}
+	return fd;
+}
+
+/* The cache's allocated objects: what a failed call must not change. */
+static long long active_objs(int fd)
+{
+	struct rslab_cache_info ci = { .version = RSLAB_ABI_VERSION, .id = 1 };
+
+	return ioctl(fd, RSLAB_IOC_CACHE_INFO, &ci) ? -1 : (long long)ci.active_objs;
+}
+
+static int bad_ioctl(const char *c)
+{
+	struct rslab_handle h = { .version = RSLAB_ABI_VERSION, .id = 2 };
+	struct rslab_io io = { .version = RSLAB_ABI_VERSION, .id = 2, .len = 8 };
+	struct rslab_bulk b = { .version = RSLAB_ABI_VERSION, .cache = 1, .count = 4 };
+	char buf[8] = "x";
+	int fd = open_with_object();
+	long rc;
+
+	if (fd < 0)
+		return 1;
+	io.buf = (unsigned long)buf;
+	if (!strcmp(c, "unknown-type"))
+		rc = ioctl(fd, _IOW('Z', 4, struct rslab_handle), &h);
+	else if (!strcmp(c, "unknown-nr"))
+		rc = ioctl(fd, _IOW(RSLAB_IOC_MAGIC, 99, struct rslab_handle), &h);
+	else if (!strcmp(c, "wrong-size"))
+		rc = ioctl(fd, _IOW(RSLAB_IOC_MAGIC, 4, struct rslab_io), &io);
+	else if (!strcmp(c, "wrong-dir"))
+		rc = ioctl(fd, _IOR(RSLAB_IOC_MAGIC, 4, struct rslab_handle), &h);
+	else if (!strcmp(c, "wrong-version"))
+		h.version = RSLAB_ABI_VERSION + 1, rc = ioctl(fd, RSLAB_IOC_FREE, &h);
+	else if (!strcmp(c, "unknown-flags"))
+		h.flags = 1, rc = ioctl(fd, RSLAB_IOC_FREE, &h);
+	else if (!strcmp(c, "bad-arg"))
+		rc = ioctl(fd, RSLAB_IOC_FREE, NULL);
+	else if (!strcmp(c, "kernel-arg"))
+		rc = ioctl(fd, RSLAB_IOC_FREE, (void *)0xffff888000000000UL);
+	else if (!strcmp(c, "bad-write-buf"))
+		io.buf = 0x1000, rc = ioctl(fd, RSLAB_IOC_WRITE, &io);
+	else if (!strcmp(c, "bad-read-buf"))
+		io.buf = 0, rc = ioctl(fd, RSLAB_IOC_READ, &io);
+	else if (!strcmp(c, "bad-bulk-ids"))
+		b.ids = 0x1000, rc = ioctl(fd, RSLAB_IOC_BULK_ALLOC, &b);
+	else if (!strcmp(c, "overflow"))
+		io.offset = 0xffffffff, rc = ioctl(fd, RSLAB_IOC_WRITE, &io);
+	else {
+		fprintf(stderr, "rslab_sys: unknown ioctl case %s\n", c);
+		return 2;
+	}
+	report(rc);
+	/* Nothing may have changed: the object is still there and alone. */
+	if (active_objs(fd) != 1 || ioctl(fd, RSLAB_IOC_FREE, &(struct rslab_handle){
+					.version = RSLAB_ABI_VERSION, .id = 2 }))
+		puts("CHANGED");
+	return 0;
+}
+
+#define CMD(c) printf("%s %#010x\n", #c, (unsigned int)(c))
+#define SIZE(s) printf("sizeof(struct %s) %zu\n", #s, sizeof(struct s))
+
+static int abi(void)
+{
+	CMD(RSLAB_IOC_INFO);
+	CMD(RSLAB_IOC_CACHE_CREATE);
+	CMD(RSLAB_IOC_CACHE_DESTROY);
+	CMD(RSLAB_IOC_ALLOC);
+	CMD(RSLAB_IOC_FREE);
+	CMD(RSLAB_IOC_WRITE);
+	CMD(RSLAB_IOC_READ);
+	CMD(RSLAB_IOC_BULK_ALLOC);
+	CMD(RSLAB_IOC_BULK_FREE);
+	CMD(RSLAB_IOC_POOL_CREATE);
+	CMD(RSLAB_IOC_POOL_RESIZE);
+	CMD(RSLAB_IOC_POOL_DESTROY);
+	CMD(RSLAB_IOC_SHRINK);
+	CMD(RSLAB_IOC_CACHE_INFO);
+	CMD(RSLAB_IOC_POOL_INFO);
+	SIZE(rslab_info);
+	SIZE(rslab_handle);
+	SIZE(rslab_cache_create);
+	SIZE(rslab_alloc);
+	SIZE(rslab_io);
+	SIZE(rslab_bulk);
+	SIZE(rslab_pool_create);
+	SIZE(rslab_pool_resize);
+	SIZE(rslab_cache_info);
+	SIZE(rslab_pool_info);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "load"))
 		return load(argv[2], argc - 3, argv + 3);
+	if (argc == 3 && !strcmp(argv[1], "unload"))
+		return unload(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "write"))
 		return write_file(argv[2], argv[3]);
-	fprintf(stderr, "usage: %s load MODULE.ko [PARAM=VALUE]... | write FILE TEXT\n", argv[0]);
+	if (argc == 3 && !strcmp(argv[1], "ioctl"))
+		return bad_ioctl(argv[2]);
+	if (argc == 2 && !strcmp(argv[1], "abi"))
+		return abi();
+	fprintf(stderr, "usage: %s load MODULE.ko [PARAM=VALUE]... | unload MODULE | "
+		"write FILE TEXT | ioctl CASE | abi\n", argv[0]);
 	return 2;
 }

@@ -16,7 +16,7 @@
 cd "$(dirname "$0")" || exit 1
 source ./ktap_helpers.sh
 
-TESTS=(kmalloc_demo.sh kunit.sh slabinfo.sh mempool.sh dmesg_clean.sh)
+TESTS=(kmalloc_demo.sh kunit.sh slabinfo.sh mempool.sh device.sh dmesg_clean.sh)
 [ $# -eq 0 ] || TESTS=("$@")
 
 passed=0 failed=0 skipped=0

@@ -1,0 +1,303 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Selftest for /dev/rslab and rslabctl: every operation through the tool,
+# checked against debugfs while the file is open; every bad input with its
+# exact errno and nothing changed; quotas; everything released on close;
+# rmmod refused while a file is open; a short seeded fuzz and stress run;
+# the top view. Runs inside the VM as root; prints KTAP.
+
+source "$(dirname "$0")/ktap_helpers.sh"
+
+KO=$RSLAB_TREE/rust/rslab.ko
+D=/sys/kernel/debug/rslab
+T=$RSLAB_TREE/tools/rslabctl/target/release/rslabctl
+SYS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_sys
+export DFS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_dfs SYS T
+
+# batch: run the rslabctl batch script on stdin, keeping its output in OUT.
+batch() {
+	OUT=$("$T" batch 2>&1)
+	local rc=$?
+	echo "$OUT"
+	return $rc
+}
+
+# has LINE: OUT has exactly this line.
+has() { grep -qxF -- "$1" <<< "$OUT" || { echo "missing line: $1"; return 1; }; }
+
+nothing_owned() {
+	"$DFS" device files 0 && "$DFS" device objects 0 && "$DFS" device bytes 0
+}
+
+test_load() {
+	local got
+	got=$(load_errno "$KO" "$@")
+	[ "$got" = OK ] || { echo "insmod rslab.ko $*: $got"; return 1; }
+}
+
+test_node() {
+	local got
+	got=$(stat -c '%F %a %U:%G' /dev/rslab)
+	[ "$got" = "character special file 600 root:root" ] || { echo "/dev/rslab: $got"; return 1; }
+}
+
+test_info() {
+	OUT=$("$T" info) || return 1
+	expect_lines 'info: version 1
+kmalloc_classes 13
+max_objects 65536
+max_bytes 67108864
+max_total_bytes 268435456
+max_object_size 1048576' "$OUT"
+}
+
+test_cache_ops() {
+	batch <<'EOF' || return 1
+cache-create dev-c1 100 --flags poison,red-zone
+sh $DFS slab dev-c1 4 120
+sh $DFS stat dev-c1 flags 6
+alloc 1
+write 2 hello --offset 3
+read 2 10
+read 2 2 --offset 98
+sh $DFS stat dev-c1 active_objs 1
+cache-info 1
+bulk-alloc 1 5
+sh $DFS stat dev-c1 active_objs 6
+bulk-free 1 3 4 5 6 7
+free 2
+sh $DFS stat dev-c1 active_objs 0
+shrink 1
+sh $DFS stat dev-c1 num_slabs 0
+cache-destroy 1
+sh $DFS absent dev-c1
+sh $DFS device objects 0
+EOF
+	has "cache-create: id 1" && has "alloc: id 2" && has "read: 00000068656c6c6f0000" &&
+		has "read: 0000" && has "bulk-alloc: ids 3 4 5 6 7" && has "bulk-free: ok" && has "active_objs 1" &&
+		has "cache-info: object_size 100" && has "shrink: freed 1" && has "cache-destroy: ok"
+}
+
+test_kmalloc_ops() {
+	batch <<'EOF'
+alloc kmalloc --size 300
+sh $DFS device bytes 512
+write 1 ff00ff --hex --offset 297
+read 1 3 --offset 297
+alloc kmalloc --size 100000
+sh $DFS device bytes 131584
+write 2 end --offset 99997
+read 2 3 --offset 99997 --text
+free 1
+free 2
+sh $DFS device bytes 0
+EOF
+	[ $? -eq 0 ] && has "read: ff00ff" && has "read: end"
+}
+
+test_pool_ops() {
+	batch <<'EOF' || return 1
+cache-create dev-pc 200
+pool-create dev-p1 cache:1 --min-nr 4
+pool-create dev-p2 kmalloc:1000 --min-nr 3
+pool-create dev-p3 pages:2 --min-nr 2
+sh $DFS pool dev-p1 curr_nr 4
+sh $DFS pool dev-p2 backend kmalloc:1000
+sh $DFS pool dev-p3 backend pages:2
+sh $DFS stat dev-pc active_objs 4
+alloc 2
+sh $DFS pool dev-p1 outstanding 1
+pool-info 2
+write 5 pool --offset 196
+read 5 4 --offset 196 --text
+alloc 4
+write 6 page --offset 16380
+read 6 4 --offset 16380 --text
+pool-resize 3 6
+sh $DFS pool dev-p2 min_nr 6
+sh $DFS pool dev-p2 curr_nr 6
+pool-resize 3 1
+sh $DFS pool dev-p2 curr_nr 1
+cache-destroy 1 --expect EBUSY
+pool-destroy 2 --expect EBUSY
+free 5
+pool-destroy 2
+sh $DFS absent dev-p1
+cache-destroy 1
+free 6
+pool-destroy 3
+pool-destroy 4
+sh $DFS absent dev-p3
+EOF
+	has "read: pool" && has "read: page" && has "outstanding 1" && has "element_size 200"
+}
+
+test_bad_input() {
+	batch <<'EOF'
+free 99 --expect ENOENT
+alloc kmalloc --expect EINVAL
+alloc kmalloc --size 1048577 --expect EINVAL
+alloc 1 --expect ENOENT
+cache-create bad/name 64 --expect EINVAL
+cache-create '' 64 --expect EINVAL
+cache-create 'with space' 64 --expect EINVAL
+cache-create 0123456789012345678901234567890123 64 --expect EINVAL
+cache-create kmalloc-64 64 --expect EEXIST
+cache-create slabinfo 64 --expect EEXIST
+cache-create dev-c2 0 --expect EINVAL
+cache-create dev-c2 1048577 --expect EINVAL
+cache-create dev-c2 64 --align 3 --expect EINVAL
+cache-create dev-c2 64 --align 8192 --expect EINVAL
+cache-create dev-c2 64
+cache-create dev-c2 64 --expect EEXIST
+alloc 1 --size 8 --expect EINVAL
+alloc 1
+read 2 65 --expect EINVAL
+read 2 1 --offset 64 --expect EINVAL
+write 2 ab --offset 4294967295 --expect EINVAL
+write 2 abc --offset 62 --expect EINVAL
+read 2 2
+cache-info 2 --expect ENOENT
+pool-info 1 --expect ENOENT
+shrink 2 --expect ENOENT
+cache-destroy 2 --expect ENOENT
+bulk-alloc 1 0 --expect EINVAL
+bulk-alloc 1 1025 --expect EINVAL
+bulk-alloc 2 1 --expect ENOENT
+bulk-alloc 1 3
+bulk-free 1 3 4 99 --expect ENOENT
+bulk-free 1 3 3 --expect ENOENT
+bulk-free 1 3 1 --expect ENOENT
+sh $DFS stat dev-c2 active_objs 4
+bulk-free 1 3 4 5
+free 2
+free 2 --expect ENOENT
+read 2 1 --expect ENOENT
+pool-create dev-bp kmalloc:0 --min-nr 1 --expect EINVAL
+pool-create dev-bp pages:9 --min-nr 1 --expect EINVAL
+pool-create dev-bp pages:0 --min-nr 0 --expect EINVAL
+pool-create dev-bp cache:999 --min-nr 1 --expect ENOENT
+pool-create dev-bp cache:0 --min-nr 1 --expect ENOENT
+pool-create 'bad name' pages:0 --min-nr 1 --expect EINVAL
+pool-resize 1 4 --expect ENOENT
+pool-destroy 1 --expect ENOENT
+sh $DFS stat dev-c2 active_objs 0
+sh $DFS device objects 1
+EOF
+	[ $? -eq 0 ] && has "read: 0000" && nothing_owned
+}
+
+test_malformed_ioctls() {
+	local c want got bad=0
+	for c in unknown-type:ENOTTY unknown-nr:ENOTTY wrong-size:EINVAL wrong-dir:EINVAL \
+		wrong-version:EINVAL unknown-flags:EINVAL bad-arg:EFAULT kernel-arg:EFAULT \
+		bad-write-buf:EFAULT bad-read-buf:EFAULT bad-bulk-ids:EFAULT overflow:EINVAL; do
+		want=${c#*:}
+		got=$("$SYS" ioctl "${c%%:*}" | tr '\n' ' ')
+		[ "$got" = "$want " ] || { echo "${c%%:*}: got '$got', expected $want"; bad=1; }
+	done
+	[ $bad -eq 0 ] && nothing_owned
+}
+
+test_close_releases() {
+	local before
+	before=$(awk '$1 == "kmalloc-512" { print $2 }' $D/slabinfo)
+	batch <<'EOF' || return 1
+cache-create dev-c3 64
+bulk-alloc 1 10
+pool-create dev-p4 cache:1 --min-nr 2
+pool-create dev-p5 pages:1 --min-nr 2
+alloc 12
+alloc 13
+alloc kmalloc --size 500
+sh $DFS device files 1
+sh $DFS device objects 16
+sh $DFS stat dev-c3 active_objs 13
+EOF
+	"$DFS" absent dev-c3 && "$DFS" absent dev-p4 && "$DFS" absent dev-p5 && nothing_owned &&
+		"$DFS" slab kmalloc-512 2 "$before"
+}
+
+test_rmmod_busy() {
+	batch <<'EOF' || return 1
+info
+sh test "$($SYS unload rslab)" = EAGAIN
+sh rmmod rslab 2>&1 | grep -q 'in use'
+sh test -e /sys/module/rslab
+EOF
+	module_loaded rslab
+}
+
+test_quotas() {
+	rmmod rslab || return 1
+	test_load max_objects=4 max_bytes=16384 max_total_bytes=24576 || return 1
+	batch <<'EOF'
+cache-create dev-q 64
+alloc 1
+alloc 1
+alloc 1
+alloc 1 --expect EDQUOT
+sh $DFS device objects 4
+free 4
+alloc kmalloc --size 16384 --expect EDQUOT
+pool-create dev-qp pages:2 --min-nr 1 --expect EDQUOT
+alloc kmalloc --size 8192
+sh $DFS device bytes 8320
+sh printf 'alloc kmalloc --size 8192\nalloc kmalloc --size 8192 --expect EDQUOT\n' | $T batch
+free 5
+pool-create dev-qp pages:1 --min-nr 1
+pool-resize 6 4 --expect EDQUOT
+sh $DFS pool dev-qp min_nr 1
+sh $DFS device bytes 8320
+EOF
+	local rc=$?
+	nothing_owned && rmmod rslab && test_load && [ $rc -eq 0 ]
+}
+
+test_top() {
+	batch <<'EOF'
+cache-create dev-top 77
+bulk-alloc 1 3
+sh $T top --once --delay 0.2 --sort name > /tmp/rslab-top.out
+sh grep -Eq '^dev-top +[0-9]+ +3 ' /tmp/rslab-top.out
+sh grep -q 'Active / Total Objects' /tmp/rslab-top.out
+sh grep -Eq '^POOL +MIN_NR' /tmp/rslab-top.out
+sh rm /tmp/rslab-top.out
+EOF
+}
+
+test_fuzz() {
+	"$T" fuzz --iterations 3000 --seed 1 && "$T" fuzz --iterations 2000 --seed 2 && nothing_owned
+}
+
+test_stress() {
+	"$T" stress --seconds 5 --seed 3 && nothing_owned
+}
+
+test_unload() {
+	kmsg_mark
+	rmmod rslab || return 1
+	local log
+	log=$(kmsg_since) || return 1
+	! grep -E 'still allocated|outstanding|leak' <<< "$log"
+}
+
+ktap_header
+ktap_plan 15
+ktap_test "insmod rslab.ko" test_load
+ktap_test "/dev/rslab is a 0600 root:root character device" test_node
+ktap_test "info reports ABI version 1 and the default limits" test_info
+ktap_test "cache create/alloc/write/read/bulk/shrink/destroy agree with debugfs" test_cache_ops
+ktap_test "kmalloc objects, small and large, are charged their footprint" test_kmalloc_ops
+ktap_test "pools of each backend: alloc, read/write, resize, busy destroy" test_pool_ops
+ktap_test "bad handles, sizes, names and ranges get their errno and change nothing" test_bad_input
+ktap_test "malformed ioctls (C header): ENOTTY, EINVAL, EFAULT, nothing changed" test_malformed_ioctls
+ktap_test "closing the file releases its objects, pools and caches" test_close_releases
+ktap_test "rmmod is refused while a file is open" test_rmmod_busy
+ktap_test "per-file object and byte quotas and the global byte cap give EDQUOT" test_quotas
+ktap_test "top --once shows caches, their numbers and the pools table" test_top
+ktap_test "fuzz: 5000 seeded ioctls, no violation, nothing left after close" test_fuzz
+ktap_test "stress: 5 s on every CPU, no mismatch or error" test_stress
+ktap_test "rmmod reports no leak" test_unload
+ktap_finished
