@@ -192,12 +192,32 @@ test_malformed_ioctls() {
 	local c want got bad=0
 	for c in unknown-type:ENOTTY unknown-nr:ENOTTY wrong-size:EINVAL wrong-dir:EINVAL \
 		wrong-version:EINVAL unknown-flags:EINVAL bad-arg:EFAULT kernel-arg:EFAULT \
-		bad-write-buf:EFAULT bad-read-buf:EFAULT bad-bulk-ids:EFAULT overflow:EINVAL; do
+		bad-write-buf:EFAULT bad-read-buf:EFAULT bad-bulk-ids:EFAULT overflow:EINVAL \
+		ro-cache-create:EFAULT ro-alloc:EFAULT ro-pool-create:EFAULT; do
 		want=${c#*:}
 		got=$("$SYS" ioctl "${c%%:*}" | tr '\n' ' ')
 		[ "$got" = "$want " ] || { echo "${c%%:*}: got '$got', expected $want"; bad=1; }
 	done
 	[ $bad -eq 0 ] && nothing_owned
+}
+
+test_alloc_failures() {
+	batch <<'EOF'
+cache-create dev-f 64
+sh echo 1 > /sys/kernel/debug/rslab/dev-f/fail_next
+alloc 1 --expect ENOMEM
+sh $DFS device objects 1
+sh echo 1 > /sys/kernel/debug/rslab/dev-f/fail_next
+bulk-alloc 1 4 --expect ENOMEM
+sh echo 100 > /sys/kernel/debug/rslab/dev-f/fail_percent
+pool-create dev-fp cache:1 --min-nr 2 --expect ENOMEM
+sh $DFS absent dev-fp
+sh echo 0 > /sys/kernel/debug/rslab/dev-f/fail_percent
+sh $DFS device objects 1
+sh $DFS device bytes 0
+sh $DFS stat dev-f active_objs 0
+cache-destroy 1
+EOF
 }
 
 test_close_releases() {
@@ -284,7 +304,7 @@ test_unload() {
 }
 
 ktap_header
-ktap_plan 15
+ktap_plan 16
 ktap_test "insmod rslab.ko" test_load
 ktap_test "/dev/rslab is a 0600 root:root character device" test_node
 ktap_test "info reports ABI version 1 and the default limits" test_info
@@ -292,7 +312,8 @@ ktap_test "cache create/alloc/write/read/bulk/shrink/destroy agree with debugfs"
 ktap_test "kmalloc objects, small and large, are charged their footprint" test_kmalloc_ops
 ktap_test "pools of each backend: alloc, read/write, resize, busy destroy" test_pool_ops
 ktap_test "bad handles, sizes, names and ranges get their errno and change nothing" test_bad_input
-ktap_test "malformed ioctls (C header): ENOTTY, EINVAL, EFAULT, nothing changed" test_malformed_ioctls
+ktap_test "malformed ioctls and unwritable results (C header): exact errno, nothing changed" test_malformed_ioctls
+ktap_test "allocation failures are ENOMEM and leave nothing charged or made" test_alloc_failures
 ktap_test "closing the file releases its objects, pools and caches" test_close_releases
 ktap_test "rmmod is refused while a file is open" test_rmmod_busy
 ktap_test "per-file object and byte quotas and the global byte cap give EDQUOT" test_quotas

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -86,8 +87,70 @@ static long long active_objs(int fd)
 	return ioctl(fd, RSLAB_IOC_CACHE_INFO, &ci) ? -1 : (long long)ci.active_objs;
 }
 
+/* A copy of a request in a read-only page: readable, but not writable back. */
+static void *read_only(const void *req, size_t size)
+{
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	memcpy(p, req, size);
+	return mprotect(p, 4096, PROT_READ) ? NULL : p;
+}
+
+/* Is a cache or pool of this name registered (in slabinfo or poolinfo)? */
+static int registered(const char *name)
+{
+	const char *files[] = { "/sys/kernel/debug/rslab/slabinfo",
+				"/sys/kernel/debug/rslab/poolinfo" };
+	char line[512];
+	size_t i, n = strlen(name);
+
+	for (i = 0; i < 2; i++) {
+		FILE *f = fopen(files[i], "r");
+
+		while (f && fgets(line, sizeof(line), f))
+			if (!strncmp(line, name, n) && line[n] == ' ') {
+				fclose(f);
+				return 1;
+			}
+		if (f)
+			fclose(f);
+	}
+	return 0;
+}
+
+/*
+ * A call whose result cannot be written back (EFAULT) must undo what it
+ * made: the cache, the object or the pool.
+ */
+static long unwritable_result(int fd, const char *c, char *name)
+{
+	struct rslab_cache_create cc = { .version = RSLAB_ABI_VERSION, .size = 32 };
+	struct rslab_alloc a = { .version = RSLAB_ABI_VERSION, .source = 1 };
+	struct rslab_pool_create pc = { .version = RSLAB_ABI_VERSION, .min_nr = 1,
+					.backend = RSLAB_BACKEND_PAGES };
+	void *ro = NULL;
+
+	if (!strcmp(c, "ro-cache-create")) {
+		snprintf(cc.name, sizeof(cc.name), "rslab_sys-ro-%d", getpid());
+		strcpy(name, cc.name);
+		ro = read_only(&cc, sizeof(cc));
+		return ro ? ioctl(fd, RSLAB_IOC_CACHE_CREATE, ro) : -1;
+	}
+	if (!strcmp(c, "ro-pool-create")) {
+		snprintf(pc.name, sizeof(pc.name), "rslab_sys-rop-%d", getpid());
+		strcpy(name, pc.name);
+		ro = read_only(&pc, sizeof(pc));
+		return ro ? ioctl(fd, RSLAB_IOC_POOL_CREATE, ro) : -1;
+	}
+	ro = read_only(&a, sizeof(a));
+	return ro ? ioctl(fd, RSLAB_IOC_ALLOC, ro) : -1;
+}
+
 static int bad_ioctl(const char *c)
 {
+	char made[RSLAB_NAME_LEN] = "";
 	struct rslab_handle h = { .version = RSLAB_ABI_VERSION, .id = 2 };
 	struct rslab_io io = { .version = RSLAB_ABI_VERSION, .id = 2, .len = 8 };
 	struct rslab_bulk b = { .version = RSLAB_ABI_VERSION, .cache = 1, .count = 4 };
@@ -122,6 +185,8 @@ static int bad_ioctl(const char *c)
 		b.ids = 0x1000, rc = ioctl(fd, RSLAB_IOC_BULK_ALLOC, &b);
 	else if (!strcmp(c, "overflow"))
 		io.offset = 0xffffffff, rc = ioctl(fd, RSLAB_IOC_WRITE, &io);
+	else if (!strncmp(c, "ro-", 3))
+		rc = unwritable_result(fd, c, made);
 	else {
 		fprintf(stderr, "rslab_sys: unknown ioctl case %s\n", c);
 		return 2;
@@ -129,7 +194,8 @@ static int bad_ioctl(const char *c)
 	report(rc);
 	/* Nothing may have changed: the object is still there and alone. */
 	if (active_objs(fd) != 1 || ioctl(fd, RSLAB_IOC_FREE, &(struct rslab_handle){
-					.version = RSLAB_ABI_VERSION, .id = 2 }))
+					.version = RSLAB_ABI_VERSION, .id = 2 }) ||
+	    (made[0] && registered(made)))
 		puts("CHANGED");
 	return 0;
 }
