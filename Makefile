@@ -27,7 +27,7 @@ endif
 KMAKE = $(KMAKE_ENV) $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(LLVM),LLVM=$(LLVM))
 VM_RUN := scripts/vm-run
 SELFTESTS := tools/testing/selftests/rslab
-CARGO := cargo
+CARGO ?= $(or $(wildcard $(RSLAB_BINDIR)/cargo),cargo)
 RSLABCTL := tools/rslabctl
 CARGO_FLAGS := --locked --manifest-path $(RSLABCTL)/Cargo.toml
 RUST_SOURCES = $(shell git ls-files --cached --others --exclude-standard -- '*.rs' 2>/dev/null)
