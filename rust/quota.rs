@@ -131,6 +131,11 @@ impl Account {
 }
 
 impl Charge {
+    /// The bytes charged.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Changes the bytes charged to `bytes`; `EDQUOT`, with nothing
     /// changed, if that would pass a limit.
     pub fn resize(&mut self, bytes: usize) -> Result {

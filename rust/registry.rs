@@ -61,7 +61,10 @@ pub struct Registry {
 }
 
 /// Creates a debugfs file and keeps it in `files`.
-fn push_file<T>(files: &mut KVec<Pin<KBox<File<T>>>>, init: impl PinInit<File<T>>) -> Result {
+pub(crate) fn push_file<T>(
+    files: &mut KVec<Pin<KBox<File<T>>>>,
+    init: impl PinInit<File<T>>,
+) -> Result {
     files.push(KBox::pin_init(init, GFP_KERNEL)?, GFP_KERNEL)?;
     Ok(())
 }
@@ -127,6 +130,16 @@ fn push_fault_files<T: HasFault + Clone + Send + Sync + 'static>(
             &store_fail_percent::<T>,
         ),
     )
+}
+
+/// Removes the entry that `is` picks from `list`. It leaves the list under
+/// the lock, but its debugfs files are removed (waiting for their readers)
+/// after the lock is dropped.
+fn unregister<E>(list: &Mutex<KVec<E>>, is: impl Fn(&E) -> bool) {
+    let mut entries = list.lock();
+    let entry = entries.iter().position(is).map(|i| entries.remove(i));
+    drop(entries);
+    drop(entry);
 }
 
 /// Reads a decimal `u32` written to a debugfs file.
@@ -239,25 +252,14 @@ impl Registry {
     /// Unregisters `cache` (removing its debugfs directory) and destroys it
     /// (see [`Cache::destroy`]; objects still allocated are reported).
     pub fn destroy(&self, cache: Arc<Cache>) {
-        let mut entries = self.entries.lock();
-        let i = entries.iter().position(|e| Arc::ptr_eq(&e.cache, &cache));
-        // Removed from the list under the lock, but its files are removed
-        // (waiting for their readers) after it.
-        let entry = i.map(|i| entries.remove(i));
-        drop(entries);
-        drop(entry);
+        unregister(&self.entries, |e| Arc::ptr_eq(&e.cache, &cache));
         Cache::destroy(cache);
     }
 
     /// Unregisters `pool` (removing `pools/<name>/`) and destroys it (see
     /// [`Mempool::destroy`]).
     pub fn destroy_pool(&self, pool: Arc<Mempool>) {
-        let mut pools = self.pools.lock();
-        let i = pools.iter().position(|e| Arc::ptr_eq(&e.pool, &pool));
-        // As in `destroy`: the files go after the lock.
-        let entry = i.map(|i| pools.remove(i));
-        drop(pools);
-        drop(entry);
+        unregister(&self.pools, |e| Arc::ptr_eq(&e.pool, &pool));
         Mempool::destroy(pool);
     }
 

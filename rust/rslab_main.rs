@@ -97,28 +97,13 @@ impl kernel::Module for Rslab {
             GFP_KERNEL,
         )?;
         let mut files = KVec::with_capacity(2, GFP_KERNEL)?;
-        files.push(
-            KBox::pin_init(
-                registry.root().read_callback_file(
-                    c"slabinfo",
-                    registry.clone(),
-                    &|r: &Arc<Registry>, f| r.write_slabinfo(f),
-                ),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
-        )?;
-        files.push(
-            KBox::pin_init(
-                registry.root().read_callback_file(
-                    c"poolinfo",
-                    registry.clone(),
-                    &|r: &Arc<Registry>, f| r.write_poolinfo(f),
-                ),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
-        )?;
+        let root = registry.root();
+        let slabinfo = &|r: &Arc<Registry>, f: &mut kernel::fmt::Formatter<'_>| r.write_slabinfo(f);
+        let poolinfo = &|r: &Arc<Registry>, f: &mut kernel::fmt::Formatter<'_>| r.write_poolinfo(f);
+        let slabinfo_file = root.read_callback_file(c"slabinfo", registry.clone(), slabinfo);
+        registry::push_file(&mut files, slabinfo_file)?;
+        let poolinfo_file = root.read_callback_file(c"poolinfo", registry.clone(), poolinfo);
+        registry::push_file(&mut files, poolinfo_file)?;
         let limits = quota::Limits {
             objects: module_parameters::max_objects.value(),
             bytes: module_parameters::max_bytes.value(),

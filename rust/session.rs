@@ -365,7 +365,7 @@ impl Session {
         let mut table = self.table.lock();
         let (pool, charge) = table.pool_mut(req.id)?;
         let bytes = pool.backend().element_size() * req.min_nr as usize;
-        let old = pool.stats().min_nr * pool.backend().element_size();
+        let old = charge.bytes();
         charge.resize(bytes)?;
         pool.resize(req.min_nr as usize).inspect_err(|_| {
             // Cannot fail: back to what was charged before.

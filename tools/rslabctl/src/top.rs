@@ -110,35 +110,46 @@ pub struct Sample {
     pub pools: Vec<PoolRow>,
 }
 
+/// The rows of a debugfs table: after the `header` line, every line but
+/// `#` comments, split into exactly `fields` fields.
+fn table_rows<'a>(text: &'a str, header: &str, fields: usize) -> Result<Vec<Vec<&'a str>>> {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    anyhow::ensure!(first == header, "expected {header:?}, got {first:?}");
+    lines
+        .filter(|l| !l.starts_with('#'))
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            anyhow::ensure!(f.len() == fields, "bad line: {line:?}");
+            Ok(f)
+        })
+        .collect()
+}
+
+/// A number field of a table row.
+fn number(f: &[&str], i: usize) -> Result<u64> {
+    f[i].parse()
+        .with_context(|| format!("bad number {:?} in {f:?}", f[i]))
+}
+
 /// Parses `slabinfo` (version 2.1) into rows, without the stats-file
 /// numbers.
 pub fn parse_slabinfo(text: &str) -> Result<Vec<CacheRow>> {
-    let mut lines = text.lines();
-    let version = lines.next().unwrap_or_default();
-    anyhow::ensure!(
-        version == "slabinfo - version: 2.1",
-        "not slabinfo 2.1: {version:?}"
-    );
-    let mut rows = Vec::new();
-    for line in lines.filter(|l| !l.starts_with('#')) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        anyhow::ensure!(f.len() == 16, "bad slabinfo line: {line:?}");
-        let n = |i: usize| -> Result<u64> {
-            f[i].parse()
-                .with_context(|| format!("bad number in {line:?}"))
-        };
-        rows.push(CacheRow {
-            name: f[0].to_string(),
-            active_objs: n(1)?,
-            num_objs: n(2)?,
-            objsize: n(3)?,
-            objperslab: n(4)?,
-            active_slabs: n(13)?,
-            num_slabs: n(14)?,
-            ..CacheRow::default()
-        });
-    }
-    Ok(rows)
+    table_rows(text, "slabinfo - version: 2.1", 16)?
+        .into_iter()
+        .map(|f| {
+            Ok(CacheRow {
+                name: f[0].to_string(),
+                active_objs: number(&f, 1)?,
+                num_objs: number(&f, 2)?,
+                objsize: number(&f, 3)?,
+                objperslab: number(&f, 4)?,
+                active_slabs: number(&f, 13)?,
+                num_slabs: number(&f, 14)?,
+                ..CacheRow::default()
+            })
+        })
+        .collect()
 }
 
 /// Parses a `name value` stats file.
@@ -151,27 +162,16 @@ pub fn parse_stats(text: &str) -> HashMap<String, u64> {
 
 /// Parses `poolinfo` (version 1).
 pub fn parse_poolinfo(text: &str) -> Result<Vec<PoolRow>> {
-    let mut lines = text.lines();
-    let version = lines.next().unwrap_or_default();
-    anyhow::ensure!(
-        version == "poolinfo - version: 1",
-        "not poolinfo 1: {version:?}"
-    );
-    let mut rows = Vec::new();
-    for line in lines.filter(|l| !l.starts_with('#')) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        anyhow::ensure!(f.len() == 12, "bad poolinfo line: {line:?}");
-        let numbers = f[1..11]
-            .iter()
-            .map(|v| v.parse().with_context(|| format!("bad number in {line:?}")))
-            .collect::<Result<_>>()?;
-        rows.push(PoolRow {
-            name: f[0].to_string(),
-            numbers,
-            backend: f[11].to_string(),
-        });
-    }
-    Ok(rows)
+    table_rows(text, "poolinfo - version: 1", 12)?
+        .into_iter()
+        .map(|f| {
+            Ok(PoolRow {
+                name: f[0].to_string(),
+                numbers: (1..11).map(|i| number(&f, i)).collect::<Result<_>>()?,
+                backend: f[11].to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Reads one sample from the debugfs directory `root`.

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -144,8 +145,12 @@ static long unwritable_result(int fd, const char *c, char *name)
 		ro = read_only(&pc, sizeof(pc));
 		return ro ? ioctl(fd, RSLAB_IOC_POOL_CREATE, ro) : -1;
 	}
-	ro = read_only(&a, sizeof(a));
-	return ro ? ioctl(fd, RSLAB_IOC_ALLOC, ro) : -1;
+	if (!strcmp(c, "ro-alloc")) {
+		ro = read_only(&a, sizeof(a));
+		return ro ? ioctl(fd, RSLAB_IOC_ALLOC, ro) : -1;
+	}
+	fprintf(stderr, "rslab_sys: unknown ioctl case %s\n", c);
+	exit(2);
 }
 
 static int bad_ioctl(const char *c)
