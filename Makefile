@@ -9,22 +9,26 @@
 #   make shell      an interactive shell in the VM, the modules' tree mounted
 #   make clean      remove build outputs
 #
-# KDIR defaults to the kernel that scripts/setup builds and caches (under
-# $(RSLAB_CACHE)); that kernel is built with LLVM=$(RSLAB_LLVM), and modules
-# must use the same toolchain as their kernel. Pass KDIR=<build tree> (and
-# LLVM=1 if it was built with LLVM) to build against another Rust-enabled tree.
+# KDIR defaults to the kernel of flavour FLAVOUR (default or debug) that
+# scripts/setup builds and caches (under $(RSLAB_CACHE)); those kernels are
+# built with LLVM=$(RSLAB_LLVM), and modules must use the same toolchain as
+# their kernel. The modules of each flavour go to build/$(FLAVOUR)/ (Kbuild's
+# MO=), so both can be built at once. Pass KDIR=<build tree> (and LLVM=1 if it
+# was built with LLVM) to build against another Rust-enabled tree.
 
 RSLAB_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rslab
 -include $(RSLAB_CACHE)/env.mk
 
+FLAVOUR ?= default
 ifeq ($(origin KDIR),undefined)
-KDIR := $(RSLAB_CACHE)/kernel-default
+KDIR := $(RSLAB_CACHE)/kernel-$(FLAVOUR)
 LLVM ?= $(RSLAB_LLVM)
 KMAKE_ENV := RUST_LIB_SRC=$(RUST_LIB_SRC) LIBCLANG_PATH=$(LIBCLANG_PATH) \
 	PATH=$(if $(filter $(RSLAB_BINDIR),$(subst :, ,$(PATH))),$(PATH),$(RSLAB_BINDIR):$(PATH))
 endif
 
-KMAKE = $(KMAKE_ENV) $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(LLVM),LLVM=$(LLVM))
+MODDIR := $(CURDIR)/build/$(FLAVOUR)
+KMAKE = $(KMAKE_ENV) $(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MODDIR) $(if $(LLVM),LLVM=$(LLVM))
 VM_RUN := scripts/vm-run
 SELFTESTS := tools/testing/selftests/rslab
 CARGO ?= $(or $(wildcard $(RSLAB_BINDIR)/cargo),cargo)
@@ -40,23 +44,28 @@ modules:
 	@test -e $(KDIR)/Makefile || { echo "No kernel build tree at $(KDIR): run scripts/setup (or make run), or pass KDIR=" >&2; exit 1; }
 	$(KMAKE) modules
 
+# The kernel flavours to set up: make check needs both.
+SETUP_FLAVOURS := default
+check check-vm: SETUP_FLAVOURS := default debug
 setup:
-	scripts/setup
+	scripts/setup $(foreach f,$(SETUP_FLAVOURS),--flavour $(f))
 
 run: setup
 	$(MAKE) modules tools selftests
-	$(VM_RUN) --timeout 300 -- scripts/demo
+	$(VM_RUN) --flavour $(FLAVOUR) --timeout 300 -- scripts/demo
 
 check: setup
 	$(MAKE) fmt lint selftests tools tools-check abi-check
 	$(MAKE) vm-check
+	$(MAKE) FLAVOUR=debug modules vm-check
 
 check-host: setup
 	$(MAKE) fmt lint selftests tools tools-check abi-check
 
 check-vm: setup
-	$(MAKE) selftests tools
+	$(MAKE) modules selftests tools
 	$(MAKE) vm-check
+	$(MAKE) FLAVOUR=debug modules vm-check
 
 # rslabctl, built on the host with the crates in Cargo.lock.
 tools:
@@ -93,9 +102,12 @@ lint:
 selftests:
 	$(MAKE) -C $(SELFTESTS)
 
+# The whole suite on the FLAVOUR kernel; the sanitizers make the debug one
+# several times slower under TCG.
+VM_TIMEOUT := $(if $(filter debug,$(FLAVOUR)),1800,600)
 vm-check:
-	scripts/vm-run-selftest
-	$(VM_RUN) --timeout 600 --expect-verdict -- $(SELFTESTS)/run_tests.sh
+	$(if $(filter default,$(FLAVOUR)),scripts/vm-run-selftest)
+	$(VM_RUN) --flavour $(FLAVOUR) --timeout $(VM_TIMEOUT) --expect-verdict -- $(SELFTESTS)/run_tests.sh
 
 fmt:
 	@test -e $(KDIR)/source/.rustfmt.toml || { echo "No kernel source at $(KDIR)/source: run scripts/setup" >&2; exit 1; }
@@ -103,10 +115,12 @@ fmt:
 
 shell: setup
 	$(MAKE) modules tools selftests
-	$(VM_RUN) --interactive
+	$(VM_RUN) --flavour $(FLAVOUR) --interactive
 
+# Also cleans objects of a plain in-tree `make -C $(KDIR) M=$(CURDIR)` build,
+# which Kbuild refuses to mix with MO= builds.
 clean:
-	@if test -e $(KDIR)/Makefile; then $(KMAKE) clean; fi
+	@if test -e $(KDIR)/Makefile; then $(KMAKE) clean; $(KMAKE) MO= clean; fi
 	$(MAKE) -C $(SELFTESTS) clean
 	rm -rf build
 

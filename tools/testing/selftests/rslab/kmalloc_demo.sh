@@ -7,7 +7,7 @@
 
 source "$(dirname "$0")/ktap_helpers.sh"
 
-KO=$RSLAB_TREE/samples/kmalloc_demo/kmalloc_demo.ko
+KO=$RSLAB_MODDIR/samples/kmalloc_demo/kmalloc_demo.ko
 TAG='kmalloc_demo: \[kmalloc-demo\]'
 # What %p prints on 64-bit: "0x", then 8 zero digits and the 32-bit hash.
 HASHED='0x00000000[0-9a-f]{8}'

@@ -18,6 +18,10 @@ RSLAB_REPORT_RE='BUG:|WARNING:|KASAN:|UBSAN:|Oops|general protection fault|Call 
 
 # The directory of the repository, as the guest sees it (read-only).
 RSLAB_TREE=${RSLAB_TREE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../.." && pwd)}
+# The kernel flavour the VM booted (scripts/vm-run exports it) and where the
+# modules built for it are (the Makefile's MO=build/<flavour>).
+RSLAB_FLAVOUR=${RSLAB_FLAVOUR:-default}
+RSLAB_MODDIR=${RSLAB_MODDIR:-$RSLAB_TREE/build/$RSLAB_FLAVOUR}
 
 ktap_header() { echo "TAP version 13"; }
 ktap_plan() { KTAP_PLAN=$1; echo "1..$1"; }

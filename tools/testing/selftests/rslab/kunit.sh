@@ -7,7 +7,7 @@
 
 source "$(dirname "$0")/ktap_helpers.sh"
 
-# Test modules, relative to the tree.
+# Test modules, relative to the flavour's module directory.
 KUNIT_MODULES=(
 	samples/kmalloc_demo/kmalloc_demo_test.ko
 	rust/rslab.ko
@@ -16,7 +16,7 @@ KUNIT_MODULES=(
 results=()
 # run_module KO: load KO, collect its KUnit case results, unload it.
 run_module() {
-	local ko=$RSLAB_TREE/$1 name got log
+	local ko=$RSLAB_MODDIR/$1 name got log
 	name=$(basename "$ko" .ko)
 	kmsg_mark
 	got=$(load_errno "$ko")

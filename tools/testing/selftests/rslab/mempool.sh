@@ -9,7 +9,7 @@
 
 source "$(dirname "$0")/ktap_helpers.sh"
 
-KO=$RSLAB_TREE/rust/rslab.ko
+KO=$RSLAB_MODDIR/rust/rslab.ko
 D=/sys/kernel/debug/rslab
 MIN_NR=16
 POOLS=("pool-cache-256 cache:kmalloc-256" "pool-kmalloc-1000 kmalloc:1000" "pool-pages-1 pages:1")

@@ -9,7 +9,7 @@
 
 source "$(dirname "$0")/ktap_helpers.sh"
 
-KO=$RSLAB_TREE/rust/rslab.ko
+KO=$RSLAB_MODDIR/rust/rslab.ko
 D=/sys/kernel/debug/rslab
 WARM=100
 CLASSES=(8 16 32 64 96 128 192 256 512 1024 2048 4096 8192)
