@@ -27,7 +27,7 @@ KMAKE_ENV := RUST_LIB_SRC=$(RUST_LIB_SRC) LIBCLANG_PATH=$(LIBCLANG_PATH) \
 	PATH=$(if $(filter $(RSLAB_BINDIR),$(subst :, ,$(PATH))),$(PATH),$(RSLAB_BINDIR):$(PATH))
 endif
 
-MODDIR := $(CURDIR)/build/$(FLAVOUR)
+MODDIR ?= $(CURDIR)/build/$(FLAVOUR)
 KMAKE = $(KMAKE_ENV) $(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MODDIR) $(if $(LLVM),LLVM=$(LLVM))
 VM_RUN := scripts/vm-run
 SELFTESTS := tools/testing/selftests/rslab
