@@ -174,6 +174,11 @@ impl Registry {
         &self.root
     }
 
+    /// How many caches and pools are registered.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.entries.lock().len(), self.pools.lock().len())
+    }
+
     /// Creates a cache (see [`Cache::new`]) and registers it, with its
     /// debugfs directory. `EEXIST` if a cache of that name is registered,
     /// or if the name is one of the root's own files.

@@ -26,6 +26,10 @@ pub struct Cli {
     /// Succeed only if the operation fails with this errno (e.g. ENOENT).
     #[arg(long, global = true, value_parser = parse_errno)]
     pub expect: Option<Errno>,
+    /// Also succeed if the operation fails with this errno (e.g. ENOMEM,
+    /// under fault injection).
+    #[arg(long, global = true, value_parser = parse_errno, conflicts_with = "expect")]
+    pub allow: Option<Errno>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -59,6 +63,8 @@ pub enum Command {
 pub struct Line {
     /// The errno expected, if a failure is.
     pub expect: Option<Errno>,
+    /// An errno accepted as well as success, if `expect` is `None`.
+    pub allow: Option<Errno>,
     /// The operation.
     pub op: Op,
 }
@@ -70,6 +76,9 @@ struct BatchLine {
     /// Succeed only if the operation fails with this errno.
     #[arg(long, global = true, value_parser = parse_errno)]
     expect: Option<Errno>,
+    /// Also succeed if the operation fails with this errno.
+    #[arg(long, global = true, value_parser = parse_errno, conflicts_with = "expect")]
+    allow: Option<Errno>,
     /// The operation.
     #[command(subcommand)]
     op: Op,
@@ -269,6 +278,7 @@ pub fn parse_batch_line(text: &str) -> Option<Result<Line, String>> {
     if let Some(command) = text.strip_prefix("sh ") {
         return Some(Ok(Line {
             expect: None,
+            allow: None,
             op: Op::Sh {
                 command: vec![command.trim().to_string()],
             },
@@ -281,6 +291,7 @@ pub fn parse_batch_line(text: &str) -> Option<Result<Line, String>> {
         BatchLine::try_parse_from(words)
             .map(|b| Line {
                 expect: b.expect,
+                allow: b.allow,
                 op: b.op,
             })
             .map_err(|e| e.to_string()),
@@ -331,6 +342,12 @@ mod tests {
     fn parses_expect_and_sources() {
         let c = cli(&["alloc", "kmalloc", "--size", "100", "--expect", "EDQUOT"]).unwrap();
         assert_eq!(c.expect, Some(Errno::EDQUOT));
+        let allowing = cli(&["alloc", "1", "--allow", "ENOMEM"]).unwrap();
+        assert_eq!(
+            (allowing.expect, allowing.allow),
+            (None, Some(Errno::ENOMEM))
+        );
+        assert!(cli(&["alloc", "1", "--allow", "ENOMEM", "--expect", "ENOMEM"]).is_err());
         let Command::Op(op) = c.command else {
             panic!("not an operation");
         };

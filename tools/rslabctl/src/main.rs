@@ -73,6 +73,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Op(op) => {
             let line = Line {
                 expect: cli.expect,
+                allow: cli.allow,
                 op: op.clone(),
             };
             Ok(ops::run_and_print(&open(&cli)?, &line, cli.json))

@@ -228,11 +228,13 @@ pub fn json(op: &Op, result: &Res<Outcome>) -> Value {
     Value::Object(obj)
 }
 
-/// Whether a result is what `line` expected: success, or the named errno.
+/// Whether a result is what `line` expected: success (or the allowed
+/// errno), or the named errno.
 pub fn as_expected(line: &Line, result: &Res<Outcome>) -> bool {
     match (line.expect, result) {
         (None, Ok(Outcome::Status(code))) => *code == 0,
         (None, Ok(_)) => true,
+        (None, Err(got)) => line.allow == Some(*got),
         (Some(want), Err(got)) => want == *got,
         _ => false,
     }
@@ -254,6 +256,7 @@ pub fn run_and_print(dev: &Device, line: &Line, json_out: bool) -> bool {
     } else {
         let mark = match (ok, line.expect) {
             (true, Some(_)) => " (expected)",
+            (true, None) if result.is_err() => " (allowed)",
             (false, Some(want)) => &format!(" (expected {want:?})"),
             _ => "",
         };
@@ -322,8 +325,16 @@ mod tests {
     fn expectations() {
         let line = |expect| Line {
             expect,
+            allow: None,
             op: Op::Free { id: 1 },
         };
+        let allowing = Line {
+            allow: Some(Errno::ENOMEM),
+            ..line(None)
+        };
+        assert!(as_expected(&allowing, &Ok(Outcome::Done)));
+        assert!(as_expected(&allowing, &Err(Errno::ENOMEM)));
+        assert!(!as_expected(&allowing, &Err(Errno::EINVAL)));
         assert!(as_expected(&line(None), &Ok(Outcome::Done)));
         assert!(!as_expected(&line(None), &Err(Errno::ENOENT)));
         assert!(as_expected(&line(Some(Errno::ENOENT)), &Err(Errno::ENOENT)));

@@ -120,10 +120,29 @@ struct Worker {
     max_live: usize,
 }
 
+/// Retries `make` while it is refused with `ENOMEM`, as it may be any
+/// number of times under fault injection, up to a bound.
+fn retry<T>(mut make: impl FnMut() -> Res<T>) -> Res<T> {
+    for _ in 0..SETUP_TRIES {
+        match make() {
+            Err(Errno::ENOMEM) => continue,
+            made => return made,
+        }
+    }
+    Err(Errno::ENOMEM)
+}
+
+/// How often a setup step is retried after `ENOMEM`.
+const SETUP_TRIES: usize = 1000;
+
 impl Worker {
-    /// Opens the device and makes this worker's caches and pools.
+    /// Opens the device and makes this worker's caches and pools, retrying
+    /// each step that is refused with `ENOMEM`.
     fn new(path: &Path, seed: u64, max_live: usize) -> Result<Self> {
-        let dev = Device::open(path).with_context(|| format!("opening {path:?}"))?;
+        let dev = retry(|| {
+            Device::open(path).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+        })
+        .with_context(|| format!("opening {path:?}"))?;
         let tag = format!("stress-{}-{seed}", std::process::id());
         let mut sources = Vec::new();
         let debug = uapi::CACHE_POISON | uapi::CACHE_RED_ZONE | uapi::CACHE_CONSISTENCY_CHECKS;
@@ -133,7 +152,7 @@ impl Worker {
             (1000, debug),
             (4096, 0),
         ] {
-            let id = dev.cache_create(&format!("{tag}-{size}"), size, 0, flags)?;
+            let id = retry(|| dev.cache_create(&format!("{tag}-{size}"), size, 0, flags))?;
             sources.push(Source {
                 id,
                 size: size as usize,
@@ -146,8 +165,8 @@ impl Worker {
             Backend::Pages(1),
         ];
         for (i, backend) in pools.into_iter().enumerate() {
-            let id = dev.pool_create(&format!("{tag}-p{i}"), backend, 8)?;
-            let size = dev.pool_info(id)?.element_size as usize;
+            let id = retry(|| dev.pool_create(&format!("{tag}-p{i}"), backend, 8))?;
+            let size = retry(|| dev.pool_info(id))?.element_size as usize;
             sources.push(Source {
                 id,
                 size,
@@ -380,6 +399,30 @@ mod tests {
         // Not constant, so a shifted or truncated copy shows.
         assert!(a.windows(2).any(|w| w[0] != w[1]));
         assert!(!a.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn setup_retries_only_enomem() {
+        let mut calls = 0;
+        let r = retry(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(Errno::ENOMEM)
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r, Ok(3));
+        let mut calls = 0;
+        let r: Res<()> = retry(|| {
+            calls += 1;
+            Err(Errno::EINVAL)
+        });
+        assert_eq!((r, calls), (Err(Errno::EINVAL), 1));
+        assert_eq!(
+            retry(|| -> Res<()> { Err(Errno::ENOMEM) }),
+            Err(Errno::ENOMEM)
+        );
     }
 
     #[test]

@@ -4,7 +4,10 @@
 # The last test of a suite run: since the suite started (the mark that
 # run_tests.sh put in the kernel log, RSLAB_SUITE_MARK), the kernel logged no
 # BUG, WARNING, Oops or sanitizer report, and the kernel is tainted by nothing
-# but out-of-tree modules (O) and KUnit having run (N).
+# but out-of-tree modules (O) and KUnit having run (N). On a kernel with
+# kmemleak (the debug flavour) it first has kmemleak scan, so that a leak
+# anywhere in the suite is in the log (as "kmemleak: N new suspected memory
+# leaks") and in the list this prints.
 
 source "$(dirname "$0")/ktap_helpers.sh"
 
@@ -25,8 +28,11 @@ test_taint() {
 	[ $((taint & ~(TAINT_OOT_MODULE | TAINT_TEST))) -eq 0 ]
 }
 
+test_kmemleak() { kmemleak_scan; }
+
 ktap_header
-ktap_plan 2
+ktap_plan 3
+ktap_test "kmemleak finds no leak since the suite started" test_kmemleak
 ktap_test "no BUG/WARNING/Oops/sanitizer report in the kernel log" test_no_reports
 ktap_test "taint is only out-of-tree (O) and KUnit test (N)" test_taint
 ktap_finished

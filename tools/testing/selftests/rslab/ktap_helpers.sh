@@ -118,3 +118,72 @@ expect_lines() {
 		return 1
 	fi
 }
+
+# --- the debug kernel's detectors --------------------------------------------
+
+KMEMLEAK=/sys/kernel/debug/kmemleak
+
+# have_kmemleak: does this kernel (the debug flavour) run kmemleak?
+have_kmemleak() { [ -w "$KMEMLEAK" ]; }
+
+# kmemleak_scan: scan for leaks and print any suspects; fails if there are
+# any. kmemleak never reports an object younger than 5 s, and reports one
+# only once its contents stayed the same across two scans, hence the wait
+# and the second scan. Without kmemleak it says so and succeeds: the default
+# kernel has none, and the debug run is the one that judges leaks.
+kmemleak_scan() {
+	have_kmemleak || { echo "kmemleak: not in this kernel"; return 0; }
+	sleep 6
+	echo scan > "$KMEMLEAK" && echo scan > "$KMEMLEAK" || { echo "kmemleak: scan failed"; return 1; }
+	local found
+	found=$(cat "$KMEMLEAK")
+	[ -z "$found" ] && return 0
+	echo "kmemleak: $(grep -c '^unreferenced object' <<< "$found") suspects:"
+	head -n 60 <<< "$found"
+	return 1
+}
+
+# kmemleak_forget: mark every current suspect as seen (kmemleak's "clear"),
+# so that a later kmemleak_scan reports only what leaked after this point.
+kmemleak_forget() { ! have_kmemleak || echo clear > "$KMEMLEAK"; }
+
+# module_text MODULE: "START END" of MODULE's code, from /proc/kallsyms: the
+# lowest and highest code symbol, plus a page for the last function's body.
+module_text() {
+	awk -v m="[$1]" '$4 == m && ($2 == "t" || $2 == "T") { print $1 }' /proc/kallsyms |
+		sort | sed -n '1p;$p' | { read -r lo && read -r hi &&
+		printf '0x%s 0x%x\n' "$lo" $((0x$hi + 4096)); }
+}
+
+# fail_arm TYPE PERCENT MODULE: make the kernel's fault injection TYPE
+# (fail_page_alloc or failslab) fail PERCENT% of the calls made by tasks
+# with /proc/PID/make-it-fail set (see as_failing_task) and with MODULE's
+# code on their stack, sleeping allocations included, silently (the test
+# counts the failures itself).
+fail_arm() {
+	local d=/sys/kernel/debug/$1 range
+	[ -d "$d" ] || { echo "no $d in this kernel"; return 1; }
+	range=$(module_text "$3") || { echo "no code of module $3 in /proc/kallsyms"; return 1; }
+	echo "$1: $2% for make-it-fail tasks with $3 ($range) on the stack"
+	echo 0 > "$d/probability"
+	echo Y > "$d/task-filter"
+	echo N > "$d/ignore-gfp-wait"
+	echo 0 > "$d/verbose"
+	echo 1 > "$d/interval"
+	echo -1 > "$d/times"
+	echo 0 > "$d/space"
+	echo 32 > "$d/stacktrace-depth"
+	echo "${range% *}" > "$d/require-start"
+	echo "${range#* }" > "$d/require-end"
+	echo "$2" > "$d/probability"
+}
+
+# fail_disarm TYPE...: no more injected failures of these types.
+fail_disarm() {
+	local t
+	for t; do [ ! -d "/sys/kernel/debug/$t" ] || echo 0 > "/sys/kernel/debug/$t/probability"; done
+}
+
+# as_failing_task COMMAND...: run COMMAND as a task that fault injection
+# with task-filter applies to.
+as_failing_task() { sh -c 'echo 1 > /proc/self/make-it-fail && exec "$@"' sh "$@"; }
