@@ -35,5 +35,11 @@ bool rslab_waitq_sleep(struct wait_queue_head *wq, struct wait_queue_entry *entr
 		       unsigned int ms);
 void rslab_waitq_wake(struct wait_queue_head *wq);
 gfp_t rslab_gfp_mempool_first(gfp_t gfp);
+int rslab_bench_threads(void (*fn)(void *arg, unsigned int idx), void *arg, unsigned int n,
+			bool bind);
+int rslab_bench_nth_online_cpu(unsigned int n);
+unsigned int rslab_bench_online_cpus(void);
+int rslab_bench_move_to(unsigned int cpu);
+ssize_t rslab_bench_read_file(const char *path, char *buf, size_t len);
 
 #endif /* RSLAB_HELPERS_H */

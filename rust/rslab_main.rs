@@ -17,6 +17,10 @@ use kmalloc::Kmalloc;
 use mempool::Backend;
 use registry::Registry;
 
+mod bench;
+mod bench_loops;
+mod bench_memory;
+mod bench_sides;
 pub mod cache;
 mod debug;
 pub mod device;
@@ -78,6 +82,7 @@ module! {
 pub struct Rslab {
     _device: Pin<KBox<Device>>,
     _files: KVec<Pin<KBox<File<Arc<Registry>>>>>,
+    _bench: Pin<KBox<File<Arc<bench::Bench>>>>,
     warm: KVec<NonNull<u8>>,
     kmalloc: Arc<Kmalloc>,
     registry: Arc<Registry>,
@@ -117,6 +122,7 @@ impl kernel::Module for Rslab {
         let mut state = Rslab {
             _device: Device::new(Arc::new(shared, GFP_KERNEL)?)?,
             _files: files,
+            _bench: bench::Bench::file(root, kmalloc.clone())?,
             warm: KVec::new(),
             kmalloc,
             registry,

@@ -42,6 +42,20 @@ extern "C" {
     ) -> bool;
     pub(crate) fn rslab_waitq_wake(wq: *mut bindings::wait_queue_head);
     fn rslab_gfp_mempool_first(gfp: bindings::gfp_t) -> bindings::gfp_t;
+    pub(crate) fn rslab_bench_threads(
+        f: unsafe extern "C" fn(*mut c_void, u32),
+        arg: *mut c_void,
+        n: u32,
+        bind: bool,
+    ) -> i32;
+    fn rslab_bench_nth_online_cpu(n: u32) -> i32;
+    fn rslab_bench_online_cpus() -> u32;
+    fn rslab_bench_move_to(cpu: u32) -> i32;
+    pub(crate) fn rslab_bench_read_file(
+        path: *const kernel::ffi::c_char,
+        buf: *mut u8,
+        len: usize,
+    ) -> isize;
 }
 
 /// The size of a page.
@@ -138,4 +152,30 @@ pub(crate) fn random_u64() -> u64 {
 pub(crate) fn random_u32() -> u32 {
     // SAFETY: No preconditions.
     unsafe { bindings::get_random_u32() }
+}
+
+/// The monotonic clock in nanoseconds (`ktime_get()`), the benchmark's
+/// timestamps on both sides.
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: No preconditions; callable from any context after boot.
+    unsafe { bindings::ktime_get() as u64 }
+}
+
+/// The `n`-th online CPU, counting from 0.
+pub(crate) fn nth_online_cpu(n: u32) -> Option<u32> {
+    // SAFETY: Reads the online mask; valid for any `n`.
+    u32::try_from(unsafe { rslab_bench_nth_online_cpu(n) }).ok()
+}
+
+/// The number of online CPUs.
+pub(crate) fn online_cpus() -> u32 {
+    // SAFETY: Reads a cpumask weight; no preconditions.
+    unsafe { rslab_bench_online_cpus() }
+}
+
+/// Moves the calling task to `cpu` (it runs there on success).
+pub(crate) fn move_to_cpu(cpu: u32) -> kernel::error::Result {
+    // SAFETY: Any `cpu` is checked by the helper; the caller may sleep, as
+    // every benchmark loop runs in process context.
+    kernel::error::to_result(unsafe { rslab_bench_move_to(cpu) })
 }

@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/sys/kernel/debug/rslab/bench`: rslab against SLUB, `kmalloc()` and the
+//! kernel mempool, case by case, in the running kernel.
+//!
+//! Writing a command runs every case synchronously and keeps the results;
+//! reading gives them as CSV. A command is `run` (the full measurement),
+//! `smoke` (a quick one), and/or `key=value` settings: `ops` (operations
+//! per measurement), `reps` (timed repetitions), `objects` (live objects
+//! for the memory rows) and `case` (only one group: `cache`, `kmalloc`,
+//! `mempool` or `memory`). Anything else is `EINVAL`; a second writer while
+//! one runs gets `EBUSY`. See `Documentation/rslab-bench.rst`.
+
+use crate::bench_loops::{self as loops, Run, Sample, Side, BATCH};
+use crate::bench_sides::{KernelCache, KernelKmalloc, KernelPool, RslabCache, RslabKmalloc, RslabPool};
+use crate::kmalloc::Kmalloc;
+use crate::sys;
+use core::fmt::Write;
+use kernel::debugfs::{Dir, File};
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::{Arc, Mutex};
+use kernel::uaccess::UserSliceReader;
+
+/// The object sizes of every case.
+pub(crate) const SIZES: [usize; 3] = [64, 256, 1024];
+
+/// The larger outstanding count.
+const OUT_MAX: usize = 10_000;
+
+/// The CSV column header.
+pub(crate) const HEADER: &str = "case,pattern,size,side,ops,min,median,unit";
+
+/// The settings of one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Params {
+    /// Operations (objects allocated and freed) per measurement.
+    pub(crate) ops: u64,
+    /// Timed repetitions of each measurement.
+    pub(crate) reps: usize,
+    /// Live objects for the memory rows.
+    pub(crate) objects: usize,
+    /// Only this group of cases, if set.
+    pub(crate) only: Option<Group>,
+}
+
+impl Params {
+    const FULL: Self = Self {
+        ops: 100_000,
+        reps: 5,
+        objects: 100_000,
+        only: None,
+    };
+    const SMOKE: Self = Self {
+        ops: 2_000,
+        reps: 2,
+        objects: 5_000,
+        only: None,
+    };
+
+    /// Parses a command (see the module documentation).
+    pub(crate) fn parse(text: &str) -> Result<Self> {
+        let mut p = Self::FULL;
+        let mut any = false;
+        for word in text.split_whitespace() {
+            any = true;
+            match word.split_once('=') {
+                None if word == "run" => {}
+                None if word == "smoke" => p = Self { only: p.only, ..Self::SMOKE },
+                Some(("ops", v)) => p.ops = number(v, 1, 10_000_000)?,
+                Some(("reps", v)) => p.reps = number(v, 1, loops::MAX_REPS as u64)? as usize,
+                Some(("objects", v)) => p.objects = number(v, 1, 1_000_000)? as usize,
+                Some(("case", v)) => p.only = Some(Group::parse(v).ok_or(EINVAL)?),
+                _ => return Err(EINVAL),
+            }
+        }
+        if any {
+            Ok(p)
+        } else {
+            Err(EINVAL)
+        }
+    }
+}
+
+/// A decimal number within `min..=max`.
+fn number(text: &str, min: u64, max: u64) -> Result<u64> {
+    match text.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(EINVAL),
+    }
+}
+
+/// A group of cases: which pair of allocators it compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Group {
+    /// An rslab cache against a SLUB cache.
+    Cache,
+    /// rslab's kmalloc against the kernel's.
+    Kmalloc,
+    /// rslab's mempool against the kernel's.
+    Mempool,
+    /// Pages held, objects per slab and loss.
+    Memory,
+}
+
+impl Group {
+    const ALL: [Self; 4] = [Self::Cache, Self::Kmalloc, Self::Mempool, Self::Memory];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Cache => "cache",
+            Self::Kmalloc => "kmalloc",
+            Self::Mempool => "mempool",
+            Self::Memory => "memory",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.name() == text)
+    }
+}
+
+/// A timed pattern.
+#[derive(Clone, Copy)]
+enum Pattern {
+    Pair,
+    Out256,
+    Out10000,
+    Bulk16,
+    Bulk128,
+    Concurrent,
+    Remote,
+    /// A mempool's alloc+free pair served by its backend.
+    PoolBackend,
+    /// A mempool's alloc+free pair served by its reserve.
+    PoolReserve,
+}
+
+impl Pattern {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Pair => "pair",
+            Self::Out256 => "out256",
+            Self::Out10000 => "out10000",
+            Self::Bulk16 => "bulk16",
+            Self::Bulk128 => "bulk128",
+            Self::Concurrent => "concurrent",
+            Self::Remote => "remote",
+            Self::PoolBackend => "backend",
+            Self::PoolReserve => "reserve",
+        }
+    }
+}
+
+const CACHE_PATTERNS: [Pattern; 7] = [
+    Pattern::Pair,
+    Pattern::Out256,
+    Pattern::Out10000,
+    Pattern::Bulk16,
+    Pattern::Bulk128,
+    Pattern::Concurrent,
+    Pattern::Remote,
+];
+const KMALLOC_PATTERNS: [Pattern; 5] = [
+    Pattern::Pair,
+    Pattern::Out256,
+    Pattern::Out10000,
+    Pattern::Concurrent,
+    Pattern::Remote,
+];
+
+/// Runs `pattern` once on `a`; `buf` holds [`OUT_MAX`] pointers.
+fn run_pattern<A: Side>(a: &A, pattern: Pattern, ops: u64, buf: &mut [*mut u8]) -> Result<Run> {
+    match pattern {
+        Pattern::Pair | Pattern::PoolBackend | Pattern::PoolReserve => loops::pair(a, ops),
+        Pattern::Out256 => loops::outstanding::<A, BATCH>(a, ops, buf),
+        Pattern::Out10000 => loops::outstanding::<A, OUT_MAX>(a, ops, buf),
+        Pattern::Bulk16 => loops::bulk::<A, 16>(a, ops),
+        Pattern::Bulk128 => loops::bulk::<A, 128>(a, ops),
+        Pattern::Concurrent => loops::concurrent(a, ops),
+        Pattern::Remote => loops::remote(a, ops),
+    }
+}
+
+/// The CSV text under construction.
+struct Csv(KVec<u8>);
+
+impl Write for Csv {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+            .map_err(|_| core::fmt::Error)
+    }
+}
+
+/// Writes picoseconds as nanoseconds with three decimals.
+struct Ns(u64);
+
+impl core::fmt::Display for Ns {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
+    }
+}
+
+/// One run of the benchmark, writing rows as it goes.
+struct Runner<'a> {
+    p: Params,
+    kmalloc: &'a Arc<Kmalloc>,
+    csv: Csv,
+    buf: VVec<*mut u8>,
+}
+
+impl Runner<'_> {
+    fn row(&mut self, case: &str, pattern: &str, size: usize, side: &str) -> Result {
+        write!(self.csv, "{case},{pattern},{size},{side},").map_err(|_| ENOMEM)
+    }
+
+    fn time_row(&mut self, case: &str, pattern: Pattern, size: usize, side: &str, s: Sample) -> Result {
+        self.row(case, pattern.name(), size, side)?;
+        writeln!(self.csv, "{},{},{},ns/op", s.ops, Ns(s.min_ps), Ns(s.median_ps)).map_err(|_| ENOMEM)
+    }
+
+    fn value_row(&mut self, what: &str, size: usize, side: &str, value: usize, unit: &str) -> Result {
+        self.row("memory", what, size, side)?;
+        let n = self.p.objects;
+        writeln!(self.csv, "{n},{value},{value},{unit}").map_err(|_| ENOMEM)
+    }
+
+    /// Measures `pattern` on `a` and writes its row.
+    fn case<A: Side>(&mut self, g: Group, pattern: Pattern, size: usize, side: &str, a: &A) -> Result {
+        let (ops, reps) = (self.p.ops, self.p.reps);
+        let buf = &mut self.buf[..];
+        match loops::measure(reps, || run_pattern(a, pattern, ops, buf)) {
+            Ok(s) => self.time_row(g.name(), pattern, size, side, s),
+            // One online CPU: no remote free to measure.
+            Err(e) if e == ENODEV => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn name(g: Group, pattern: &str, size: usize) -> Result<CString> {
+        CString::try_from_fmt(fmt!("rslab-bench-{}-{}-{}", g.name(), pattern, size))
+    }
+
+    fn cache_cases(&mut self) -> Result {
+        for pattern in CACHE_PATTERNS {
+            for size in SIZES {
+                let name = Self::name(Group::Cache, pattern.name(), size)?;
+                self.case(Group::Cache, pattern, size, "rslab", &RslabCache::new(&name, size)?)?;
+                self.case(Group::Cache, pattern, size, "kernel", &KernelCache::new(&name, size)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn kmalloc_cases(&mut self) -> Result {
+        for pattern in KMALLOC_PATTERNS {
+            for size in SIZES {
+                let rslab = RslabKmalloc(self.kmalloc.clone(), size);
+                self.case(Group::Kmalloc, pattern, size, "rslab", &rslab)?;
+                self.case(Group::Kmalloc, pattern, size, "kernel", &KernelKmalloc(size))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn mempool_cases(&mut self) -> Result {
+        let g = Group::Mempool;
+        for size in SIZES {
+            let p = Pattern::PoolBackend;
+            let name = Self::name(g, p.name(), size)?;
+            self.case(g, p, size, "rslab", &RslabPool::backend(&name, size)?)?;
+            self.case(g, p, size, "kernel", &KernelPool::backend(&name, size)?)?;
+            let p = Pattern::PoolReserve;
+            let name = Self::name(g, p.name(), size)?;
+            self.case(g, p, size, "rslab", &RslabPool::reserve(&name)?)?;
+            self.case(g, p, size, "kernel", &KernelPool::reserve(&name, size)?)?;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result {
+        let cpus = sys::online_cpus();
+        let p = self.p;
+        writeln!(
+            self.csv,
+            "# rslab-bench v1 ops={} reps={} objects={} cpus={cpus}",
+            p.ops, p.reps, p.objects
+        )
+        .map_err(|_| ENOMEM)?;
+        writeln!(self.csv, "{HEADER}").map_err(|_| ENOMEM)?;
+        let wants = |g: Group| p.only.is_none_or(|only| only == g);
+        if wants(Group::Cache) {
+            self.cache_cases()?;
+        }
+        if wants(Group::Kmalloc) {
+            self.kmalloc_cases()?;
+        }
+        if wants(Group::Mempool) {
+            self.mempool_cases()?;
+        }
+        if wants(Group::Memory) {
+            for size in SIZES {
+                self.memory_rows(size)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The debugfs file's state: the allocator to measure and the last results.
+#[pin_data]
+pub(crate) struct Bench {
+    kmalloc: Arc<Kmalloc>,
+    #[pin]
+    results: Mutex<KVec<u8>>,
+    #[pin]
+    running: Mutex<()>,
+}
+
+impl Bench {
+    /// Creates `bench` in `root`, measuring the module's `kmalloc`.
+    pub(crate) fn file(root: &Dir, kmalloc: Arc<Kmalloc>) -> Result<Pin<KBox<File<Arc<Bench>>>>> {
+        let bench = Arc::pin_init(
+            pin_init!(Self {
+                kmalloc,
+                results <- kernel::new_mutex!(KVec::new()),
+                running <- kernel::new_mutex!(()),
+            }),
+            GFP_KERNEL,
+        )?;
+        let show = &|b: &Arc<Bench>, f: &mut kernel::fmt::Formatter<'_>| b.show(f);
+        let store = &|b: &Arc<Bench>, r: &mut UserSliceReader| b.store(r);
+        Ok(KBox::pin_init(
+            root.read_write_callback_file(c"bench", bench, show, store),
+            GFP_KERNEL,
+        )?)
+    }
+
+    fn show(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        let results = self.results.lock();
+        match core::str::from_utf8(&results) {
+            Ok(text) if !text.is_empty() => f.write_str(text),
+            _ => writeln!(f, "# rslab-bench v1: no run yet\n{HEADER}"),
+        }
+    }
+
+    fn store(&self, reader: &mut UserSliceReader) -> Result {
+        let mut buf = [0u8; 128];
+        let len = reader.len();
+        if len > buf.len() {
+            return Err(EINVAL);
+        }
+        reader.read_slice(&mut buf[..len])?;
+        let text = core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)?;
+        let params = Params::parse(text)?;
+        let _only_one = self.running.try_lock().ok_or(EBUSY)?;
+        let mut runner = Runner {
+            p: params,
+            kmalloc: &self.kmalloc,
+            csv: Csv(KVec::new()),
+            buf: VVec::from_elem(core::ptr::null_mut(), OUT_MAX, GFP_KERNEL)?,
+        };
+        runner.run()?;
+        *self.results.lock() = runner.csv.0;
+        Ok(())
+    }
+}
+
+impl Runner<'_> {
+    /// The memory rows of one size: pages held with `objects` live objects,
+    /// objects per slab, and the bytes each slab loses.
+    fn memory_rows(&mut self, size: usize) -> Result {
+        let name = Self::name(Group::Memory, "held", size)?;
+        let n = self.p.objects;
+        let rslab = crate::bench_memory::rslab(&name, size, n)?;
+        let kernel = crate::bench_memory::kernel(&name, size, n)?;
+        for (side, fp) in [("rslab", rslab), ("kernel", kernel)] {
+            self.value_row("pages_held", size, side, fp.pages, "pages")?;
+        }
+        for (side, fp) in [("rslab", rslab), ("kernel", kernel)] {
+            self.value_row("objs_per_slab", size, side, fp.objs_per_slab, "objects")?;
+        }
+        for (side, fp) in [("rslab", rslab), ("kernel", kernel)] {
+            self.value_row("loss_bytes", size, side, fp.loss_bytes, "bytes")?;
+        }
+        Ok(())
+    }
+}

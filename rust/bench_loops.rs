@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The benchmark's timed loops, written once for both sides.
+//!
+//! Every loop is generic over [`Side`], so rslab and the kernel allocator run
+//! exactly the same Rust code between the same two `ktime_get()` timestamps;
+//! only the calls behind the trait differ. Nothing disables preemption or
+//! interrupts around a loop. A measurement is a warm-up run followed by
+//! `reps` timed runs, reported as the minimum and the median per operation.
+
+use crate::sys;
+use core::ffi::c_void;
+use core::num::NonZeroU64;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use kernel::prelude::*;
+
+/// The most repetitions of one measurement.
+pub(crate) const MAX_REPS: usize = 25;
+
+/// The objects each round of the concurrent and remote-free patterns holds.
+pub(crate) const BATCH: usize = 256;
+
+/// One allocator under test: an rslab one or its kernel counterpart.
+///
+/// Implementations call straight into the allocator, out of line
+/// (`#[inline(never)]` on the rslab side), as a kernel caller reaches the
+/// exported SLUB functions.
+pub(crate) trait Side: Sync {
+    /// Allocates one object with `GFP_KERNEL`.
+    fn alloc(&self) -> Option<NonNull<u8>>;
+
+    /// Frees one object.
+    ///
+    /// # Safety
+    ///
+    /// `obj` came from [`Side::alloc`] or [`Side::alloc_bulk`] of this side
+    /// and is not used again.
+    unsafe fn free(&self, obj: NonNull<u8>);
+
+    /// Fills `out` with objects, all or nothing; `false` on failure or if
+    /// the allocator has no bulk interface.
+    fn alloc_bulk(&self, out: &mut [*mut u8]) -> bool;
+
+    /// Frees every object of `objs`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Side::free`], for each object.
+    unsafe fn free_bulk(&self, objs: &[*mut u8]);
+}
+
+/// A timed run: nanoseconds elapsed and operations done.
+#[derive(Clone, Copy)]
+pub(crate) struct Run {
+    pub(crate) ns: u64,
+    pub(crate) ops: u64,
+}
+
+/// A measurement: picoseconds per operation, best and median of the reps.
+#[derive(Clone, Copy)]
+pub(crate) struct Sample {
+    pub(crate) min_ps: u64,
+    pub(crate) median_ps: u64,
+    pub(crate) ops: u64,
+}
+
+/// Runs `run` once to warm up, then `reps` times, timed.
+pub(crate) fn measure(reps: usize, mut run: impl FnMut() -> Result<Run>) -> Result<Sample> {
+    let reps = reps.clamp(1, MAX_REPS);
+    run()?;
+    let mut ps = [0u64; MAX_REPS];
+    let mut ops = 0;
+    for slot in ps.iter_mut().take(reps) {
+        let r = run()?;
+        let per_op = NonZeroU64::new(r.ops).ok_or(EINVAL)?;
+        *slot = r.ns.saturating_mul(1000) / per_op;
+        ops = r.ops;
+    }
+    let ps = &mut ps[..reps];
+    insertion_sort(ps);
+    Ok(Sample {
+        min_ps: ps[0],
+        median_ps: ps[reps / 2],
+        ops,
+    })
+}
+
+/// Sorts a few numbers. (core's sort trips objtool in this kernel.)
+fn insertion_sort(v: &mut [u64]) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && v[j - 1] > v[j] {
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
+
+/// `ops` hot alloc+free pairs.
+pub(crate) fn pair<A: Side>(a: &A, ops: u64) -> Result<Run> {
+    let t0 = sys::now_ns();
+    for _ in 0..ops {
+        let obj = a.alloc().ok_or(ENOMEM)?;
+        // SAFETY: Just allocated; not used again.
+        unsafe { a.free(obj) };
+    }
+    Ok(Run {
+        ns: sys::now_ns() - t0,
+        ops,
+    })
+}
+
+/// Rounds of `N` allocations, all outstanding, then their `N` frees, for
+/// about `ops` objects (at least one round); `buf` holds at least `N`.
+pub(crate) fn outstanding<A: Side, const N: usize>(
+    a: &A,
+    ops: u64,
+    buf: &mut [*mut u8],
+) -> Result<Run> {
+    let buf = buf.get_mut(..N).ok_or(EINVAL)?;
+    let rounds = (ops / N as u64).max(1);
+    let mut ns = 0;
+    for _ in 0..rounds {
+        ns += timed_round(a, buf, |_| true)?;
+    }
+    Ok(Run {
+        ns,
+        ops: rounds * N as u64,
+    })
+}
+
+/// One timed round: fills `buf` and frees it all. `between` runs untimed
+/// after the allocations (it may move the task); `false` stops with `EIO`.
+/// Returns the nanoseconds of the two timed halves.
+fn timed_round<A: Side>(
+    a: &A,
+    buf: &mut [*mut u8],
+    between: impl FnOnce(&mut [*mut u8]) -> bool,
+) -> Result<u64> {
+    let t0 = sys::now_ns();
+    for i in 0..buf.len() {
+        match a.alloc() {
+            Some(obj) => buf[i] = obj.as_ptr(),
+            None => {
+                // SAFETY: `buf[..i]` were just allocated here.
+                unsafe { free_all(a, &buf[..i]) };
+                return Err(ENOMEM);
+            }
+        }
+    }
+    let t1 = sys::now_ns();
+    let moved = between(buf);
+    let t2 = sys::now_ns();
+    // SAFETY: Every slot was just allocated here.
+    unsafe { free_all(a, buf) };
+    let t3 = sys::now_ns();
+    if !moved {
+        return Err(EIO);
+    }
+    Ok((t1 - t0) + (t3 - t2))
+}
+
+/// # Safety
+///
+/// As for [`Side::free`], for each object of `objs`.
+unsafe fn free_all<A: Side>(a: &A, objs: &[*mut u8]) {
+    for &obj in objs {
+        // SAFETY: The caller's promise; allocated objects are never null.
+        unsafe { a.free(NonNull::new_unchecked(obj)) };
+    }
+}
+
+/// Rounds of one bulk allocation of `N` objects and one bulk free, for
+/// about `ops` objects (at least one round).
+pub(crate) fn bulk<A: Side, const N: usize>(a: &A, ops: u64) -> Result<Run> {
+    let mut buf = [core::ptr::null_mut::<u8>(); N];
+    let rounds = (ops / N as u64).max(1);
+    let t0 = sys::now_ns();
+    for _ in 0..rounds {
+        if !a.alloc_bulk(&mut buf) {
+            return Err(ENOMEM);
+        }
+        // SAFETY: Just allocated in bulk; not used again.
+        unsafe { a.free_bulk(&buf) };
+    }
+    Ok(Run {
+        ns: sys::now_ns() - t0,
+        ops: rounds * N as u64,
+    })
+}
+
+/// One kthread per online CPU, bound to it and released together, each
+/// running [`BATCH`]-object rounds ([`outstanding`]) for about `ops`
+/// objects. The time is the slowest thread's.
+pub(crate) fn concurrent<A: Side>(a: &A, ops: u64) -> Result<Run> {
+    let n = sys::online_cpus();
+    let mut ns = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+    for _ in 0..n {
+        ns.push(AtomicU64::new(0), GFP_KERNEL)?;
+    }
+    let failed = AtomicBool::new(false);
+    run_threads(n, true, &|idx: u32| {
+        let mut buf = [core::ptr::null_mut::<u8>(); BATCH];
+        match outstanding::<A, BATCH>(a, ops, &mut buf) {
+            Ok(r) => {
+                if let Some(slot) = ns.get(idx as usize) {
+                    slot.store(r.ns, Relaxed);
+                }
+            }
+            Err(_) => failed.store(true, Relaxed),
+        }
+    })?;
+    if failed.load(Relaxed) {
+        return Err(ENOMEM);
+    }
+    let slowest = ns.iter().map(|t| t.load(Relaxed)).max().unwrap_or(0);
+    let rounds = (ops / BATCH as u64).max(1);
+    Ok(Run {
+        ns: slowest,
+        ops: rounds * BATCH as u64,
+    })
+}
+
+/// Remote free: one kthread allocates [`BATCH`] objects on the first
+/// online CPU, moves to the second and frees them there, for about `ops`
+/// objects. Only the allocations and the frees are timed, not the moves.
+/// `ENODEV` with fewer than two online CPUs.
+pub(crate) fn remote<A: Side>(a: &A, ops: u64) -> Result<Run> {
+    let (Some(home), Some(away)) = (sys::nth_online_cpu(0), sys::nth_online_cpu(1)) else {
+        return Err(ENODEV);
+    };
+    let rounds = (ops / BATCH as u64).max(1);
+    let ns = AtomicU64::new(0);
+    let failed = AtomicBool::new(false);
+    run_threads(1, false, &|_| {
+        let mut buf = [core::ptr::null_mut::<u8>(); BATCH];
+        let mut total = 0;
+        for _ in 0..rounds {
+            if sys::move_to_cpu(home).is_err() {
+                failed.store(true, Relaxed);
+                return;
+            }
+            match timed_round(a, &mut buf, |_| sys::move_to_cpu(away).is_ok()) {
+                Ok(t) => total += t,
+                Err(_) => {
+                    failed.store(true, Relaxed);
+                    return;
+                }
+            }
+        }
+        ns.store(total, Relaxed);
+    })?;
+    if failed.load(Relaxed) {
+        return Err(ENOMEM);
+    }
+    Ok(Run {
+        ns: ns.load(Relaxed),
+        ops: rounds * BATCH as u64,
+    })
+}
+
+unsafe extern "C" fn thread_trampoline<F: Fn(u32) + Sync>(arg: *mut c_void, idx: u32) {
+    // SAFETY: `arg` is the `&F` that `run_threads` passed; it outlives every
+    // thread, as `rslab_bench_threads` returns only when all have finished.
+    let f = unsafe { &*arg.cast::<F>() };
+    f(idx);
+}
+
+/// Runs `f(i)` on `n` kthreads (`bind`: thread `i` on the `i`-th online
+/// CPU) released together, and waits for all.
+fn run_threads<F: Fn(u32) + Sync>(n: u32, bind: bool, f: &F) -> Result {
+    // SAFETY: The trampoline matches `F`; `f` outlives the call, which
+    // waits for every thread; `F: Sync` lets them share it.
+    let rc = unsafe {
+        sys::rslab_bench_threads(
+            thread_trampoline::<F>,
+            core::ptr::from_ref(f).cast_mut().cast(),
+            n,
+            bind,
+        )
+    };
+    kernel::error::to_result(rc)
+}
