@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The bench CSV: parsing, pairing each rslab row with its kernel row, and
+//! the text table.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// The column header the module writes.
+pub const HEADER: &str = "case,pattern,size,side,ops,min,median,unit";
+
+/// One side's numbers for one case and size.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Numbers {
+    /// Operations per measurement (live objects for the memory rows).
+    pub ops: u64,
+    /// The best repetition (or the value, for the memory rows).
+    pub min: f64,
+    /// The median repetition (or the value, for the memory rows).
+    pub median: f64,
+}
+
+/// rslab next to the kernel for one case and size.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    /// `group/pattern`, e.g. `cache/pair`.
+    pub case: String,
+    /// The object size in bytes.
+    pub size: u32,
+    /// `ns/op` (per allocated-and-freed object), `pages`, `objects`, `bytes`.
+    pub unit: String,
+    /// rslab's numbers.
+    pub rslab: Numbers,
+    /// The kernel's numbers.
+    pub kernel: Numbers,
+    /// rslab ÷ kernel of the minimums; `None` where the kernel's is 0.
+    pub ratio: Option<f64>,
+}
+
+/// The comparisons of one run (one clock).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Run {
+    /// `icount`, `tcg` or `kvm`.
+    pub clock: String,
+    /// The run's settings line, as the module wrote it.
+    pub settings: String,
+    /// Every comparison, in the module's order.
+    pub comparisons: Vec<Comparison>,
+}
+
+type Key = (String, u32);
+
+impl Run {
+    /// Parses the module's CSV. Every row must have its other side.
+    pub fn parse(clock: &str, text: &str) -> Result<Self> {
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let settings = lines.next().ok_or_else(|| anyhow!("empty results"))?;
+        if !settings.starts_with("# rslab-bench v1 ") {
+            bail!("not rslab bench results: '{settings}'");
+        }
+        if lines.next() != Some(HEADER) {
+            bail!("missing the column header '{HEADER}'");
+        }
+        let mut order: Vec<Key> = Vec::new();
+        let mut sides: BTreeMap<Key, (String, [Option<Numbers>; 2])> = BTreeMap::new();
+        for (n, line) in lines.enumerate() {
+            let (key, unit, side, numbers) =
+                parse_row(line).with_context(|| format!("row {}: '{line}'", n + 1))?;
+            let entry = sides.entry(key.clone()).or_insert_with(|| {
+                order.push(key.clone());
+                (unit.to_string(), [None, None])
+            });
+            if entry.1[side].replace(numbers).is_some() {
+                bail!(
+                    "row {}: a second {} row for {} {}",
+                    n + 1,
+                    ["rslab", "kernel"][side],
+                    key.0,
+                    key.1
+                );
+            }
+        }
+        let comparisons = order
+            .into_iter()
+            .map(|key| {
+                let (unit, [r, k]) = sides.remove(&key).unwrap_or_default();
+                let (Some(rslab), Some(kernel)) = (r, k) else {
+                    bail!(
+                        "{} {}: rslab and kernel rows must both be present",
+                        key.0,
+                        key.1
+                    );
+                };
+                let ratio = (kernel.min > 0.0).then(|| rslab.min / kernel.min);
+                Ok(Comparison {
+                    case: key.0,
+                    size: key.1,
+                    unit,
+                    rslab,
+                    kernel,
+                    ratio,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if comparisons.is_empty() {
+            bail!("no result rows");
+        }
+        Ok(Self {
+            clock: clock.to_string(),
+            settings: settings.trim_start_matches("# ").to_string(),
+            comparisons,
+        })
+    }
+
+    /// The distinct cases, in order.
+    pub fn cases(&self) -> Vec<String> {
+        let mut cases: Vec<String> = Vec::new();
+        for c in &self.comparisons {
+            if !cases.contains(&c.case) {
+                cases.push(c.case.clone());
+            }
+        }
+        cases
+    }
+
+    /// The comparison of `case` at `size`.
+    pub fn find(&self, case: &str, size: u32) -> Option<&Comparison> {
+        self.comparisons
+            .iter()
+            .find(|c| c.case == case && c.size == size)
+    }
+
+    /// The side-by-side table: case, size, rslab, kernel, ratio (minimums).
+    pub fn table(&self) -> String {
+        let mut out = format!("== {} clock: {} ==\n", self.clock, self.settings);
+        let _ = writeln!(
+            out,
+            "{:<22} {:>5} {:>12} {:>12} {:>7}  unit",
+            "case", "size", "rslab", "kernel", "ratio"
+        );
+        for c in &self.comparisons {
+            let ratio = c.ratio.map_or("n/a".to_string(), |r| format!("{r:.2}"));
+            let _ = writeln!(
+                out,
+                "{:<22} {:>5} {:>12} {:>12} {:>7}  {}",
+                c.case, c.size, c.rslab.min, c.kernel.min, ratio, c.unit
+            );
+        }
+        out
+    }
+}
+
+/// One CSV row: its key, unit, side (0 rslab, 1 kernel) and numbers.
+fn parse_row(line: &str) -> Result<(Key, &str, usize, Numbers)> {
+    let f: Vec<&str> = line.split(',').collect();
+    let [case, pattern, size, side, ops, min, median, unit] = f[..] else {
+        bail!("expected 8 fields, got {}", f.len());
+    };
+    let side = match side {
+        "rslab" => 0,
+        "kernel" => 1,
+        _ => bail!("unknown side '{side}'"),
+    };
+    let number = |s: &str| -> Result<f64> {
+        let v: f64 = s
+            .parse()
+            .with_context(|| format!("'{s}' is not a number"))?;
+        if !v.is_finite() || v < 0.0 {
+            bail!("'{s}' is not a finite, non-negative number");
+        }
+        Ok(v)
+    };
+    let numbers = Numbers {
+        ops: ops.parse()?,
+        min: number(min)?,
+        median: number(median)?,
+    };
+    Ok((
+        (format!("{case}/{pattern}"), size.parse()?),
+        unit,
+        side,
+        numbers,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSV: &str = "# rslab-bench v1 ops=2000 reps=2 objects=5000 cpus=2
+case,pattern,size,side,ops,min,median,unit
+cache,pair,64,rslab,2000,100.500,101.000,ns/op
+cache,pair,64,kernel,2000,201.000,202.000,ns/op
+memory,loss_bytes,64,rslab,5000,0,0,bytes
+memory,loss_bytes,64,kernel,5000,0,0,bytes
+";
+
+    #[test]
+    fn pairs_rows_and_computes_ratios() {
+        let run = Run::parse("icount", CSV).unwrap();
+        assert_eq!(
+            run.settings,
+            "rslab-bench v1 ops=2000 reps=2 objects=5000 cpus=2"
+        );
+        assert_eq!(run.comparisons.len(), 2);
+        let pair = run.find("cache/pair", 64).unwrap();
+        assert_eq!(pair.ratio, Some(0.5));
+        assert_eq!(pair.rslab.median, 101.0);
+        assert_eq!(run.find("memory/loss_bytes", 64).unwrap().ratio, None);
+        assert_eq!(run.cases(), ["cache/pair", "memory/loss_bytes"]);
+        let table = run.table();
+        let line = table.lines().find(|l| l.starts_with("cache/pair")).unwrap();
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols, ["cache/pair", "64", "100.5", "201", "0.50", "ns/op"]);
+        assert!(table.contains("memory/loss_bytes") && table.contains("n/a"));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let missing_side = CSV.replace("cache,pair,64,kernel,2000,201.000,202.000,ns/op\n", "");
+        assert!(Run::parse("x", &missing_side).is_err());
+        let duplicate = CSV.replace("cache,pair,64,kernel", "cache,pair,64,rslab");
+        assert!(Run::parse("x", &duplicate).is_err());
+        assert!(Run::parse("x", &CSV.replace("100.500", "nan")).is_err());
+        assert!(Run::parse("x", &CSV.replace("100.500", "-1")).is_err());
+        assert!(Run::parse("x", &CSV.replace(",ns/op", "")).is_err());
+        assert!(Run::parse("x", "").is_err());
+        assert!(Run::parse("x", "# rslab-bench v1 x\nwrong,header\n").is_err());
+    }
+}

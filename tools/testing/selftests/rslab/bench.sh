@@ -1,0 +1,130 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Smoke test of make bench's harness (Documentation/rslab-bench.rst): the
+# in-kernel benchmark behind /sys/kernel/debug/rslab/bench runs every case
+# with a few thousand operations and writes a valid table: every case,
+# size and side present once, every time positive and finite, the memory
+# rows present; bad commands are refused with EINVAL. The numbers are not
+# judged. Runs inside the VM as root; prints KTAP.
+
+source "$(dirname "$0")/ktap_helpers.sh"
+
+KO=$RSLAB_MODDIR/rust/rslab.ko
+F=/sys/kernel/debug/rslab/bench
+HEADER=case,pattern,size,side,ops,min,median,unit
+SIZES="64 256 1024"
+CACHE="pair out256 out10000 bulk16 bulk128 concurrent remote"
+KMALLOC="pair out256 out10000 concurrent remote"
+MEMPOOL="backend reserve"
+MEMORY="pages_held objs_per_slab loss_bytes"
+
+test_load() {
+	local got
+	got=$(load_errno "$KO")
+	[ "$got" = OK ] || { echo "insmod rslab.ko: $got"; return 1; }
+}
+
+test_no_run_yet() {
+	expect_lines "# rslab-bench v1: no run yet
+$HEADER" "$(cat $F)"
+}
+
+test_bad_input() {
+	local cmd got rc=0
+	for cmd in bogus ops=0 ops=x reps=0 reps=26 objects=0 case=nope "ops=1000 speed=9" run=1; do
+		got=$(write_errno $F "$cmd")
+		[ "$got" = EINVAL ] || { echo "'$cmd': $got, not EINVAL"; rc=1; }
+	done
+	return $rc
+}
+
+test_smoke_run() {
+	local got
+	got=$(write_errno $F "smoke")
+	[ "$got" = OK ] || { echo "smoke run: $got"; dmesg | tail -n 20; return 1; }
+}
+
+# expected_rows: every "case,pattern,size,side" the table must hold.
+expected_rows() {
+	local case patterns p size side
+	for case in cache kmalloc mempool memory; do
+		case $case in
+		cache) patterns=$CACHE ;;
+		kmalloc) patterns=$KMALLOC ;;
+		mempool) patterns=$MEMPOOL ;;
+		memory) patterns=$MEMORY ;;
+		esac
+		for p in $patterns; do
+			# A remote free needs two online CPUs.
+			[ "$p" = remote ] && [ "$(nproc)" -lt 2 ] && continue
+			for size in $SIZES; do
+				for side in rslab kernel; do
+					echo "$case,$p,$size,$side"
+				done
+			done
+		done
+	done
+}
+
+test_header() {
+	expect_lines "# rslab-bench v1 ops=2000 reps=2 objects=5000 cpus=[0-9]+
+$HEADER" "$(head -n 2 $F)"
+}
+
+test_every_row_once() {
+	local want got
+	want=$(expected_rows | sort)
+	got=$(tail -n +3 $F | cut -d, -f1-4 | sort)
+	[ "$want" = "$got" ] || { diff <(echo "$want") <(echo "$got") | head -n 20; return 1; }
+}
+
+# Times: positive decimals in ns/op with ops >= 2000 (a whole number of
+# rounds may be a little less, never below one round); memory rows: whole
+# numbers, pages and objects positive, with ops the live objects.
+test_numbers_valid() {
+	tail -n +3 $F | awk -F, '
+	function bad(why) { print "bad row (" why "): " $0; fails++ }
+	NF != 8 { bad("fields"); next }
+	$8 == "ns/op" {
+		if ($6 !~ /^[0-9]+\.[0-9][0-9][0-9]$/ || $7 !~ /^[0-9]+\.[0-9][0-9][0-9]$/) bad("format")
+		else if ($6 + 0 <= 0 || $7 + 0 < $6 + 0) bad("min/median")
+		if ($5 < 1000) bad("ops")
+		next
+	}
+	$1 == "memory" {
+		if ($6 !~ /^[0-9]+$/ || $6 != $7) bad("value")
+		if ($5 != 5000) bad("objects")
+		if ($8 == "pages" && $6 <= 0) bad("pages")
+		if ($8 == "objects" && $6 <= 0) bad("objects per slab")
+		if ($8 != "pages" && $8 != "objects" && $8 != "bytes") bad("unit")
+		next
+	}
+	{ bad("unit") }
+	END { exit fails > 0 }'
+}
+
+test_case_filter() {
+	local got
+	got=$(write_errno $F "ops=1000 reps=1 case=mempool")
+	[ "$got" = OK ] || { echo "case=mempool: $got"; return 1; }
+	[ "$(tail -n +3 $F | cut -d, -f1 | sort -u)" = mempool ] || { cat $F; return 1; }
+}
+
+test_unload() {
+	rmmod rslab || return 1
+	! module_loaded rslab
+}
+
+ktap_header
+ktap_plan 9
+ktap_test "load rslab.ko" test_load
+ktap_test "bench reads as an empty table before a run" test_no_run_yet
+ktap_test "bad commands are refused with EINVAL" test_bad_input
+ktap_test "the smoke run succeeds" test_smoke_run
+ktap_test "the settings line and column header" test_header
+ktap_test "every case, size and side appears exactly once" test_every_row_once
+ktap_test "every number is valid" test_numbers_valid
+ktap_test "case= runs one group only" test_case_filter
+ktap_test "unload" test_unload
+ktap_finished
