@@ -12,7 +12,9 @@
 //! one runs gets `EBUSY`. See `Documentation/rslab-bench.rst`.
 
 use crate::bench_loops::{self as loops, Run, Sample, Side, BATCH};
-use crate::bench_sides::{KernelCache, KernelKmalloc, KernelPool, RslabCache, RslabKmalloc, RslabPool};
+use crate::bench_sides::{
+    KernelCache, KernelKmalloc, KernelPool, RslabCache, RslabKmalloc, RslabPool,
+};
 use crate::kmalloc::Kmalloc;
 use crate::sys;
 use core::fmt::Write;
@@ -66,7 +68,12 @@ impl Params {
             any = true;
             match word.split_once('=') {
                 None if word == "run" => {}
-                None if word == "smoke" => p = Self { only: p.only, ..Self::SMOKE },
+                None if word == "smoke" => {
+                    p = Self {
+                        only: p.only,
+                        ..Self::SMOKE
+                    }
+                }
                 Some(("ops", v)) => p.ops = number(v, 1, 10_000_000)?,
                 Some(("reps", v)) => p.reps = number(v, 1, loops::MAX_REPS as u64)? as usize,
                 Some(("objects", v)) => p.objects = number(v, 1, 1_000_000)? as usize,
@@ -215,19 +222,47 @@ impl Runner<'_> {
         write!(self.csv, "{case},{pattern},{size},{side},").map_err(|_| ENOMEM)
     }
 
-    fn time_row(&mut self, case: &str, pattern: Pattern, size: usize, side: &str, s: Sample) -> Result {
+    fn time_row(
+        &mut self,
+        case: &str,
+        pattern: Pattern,
+        size: usize,
+        side: &str,
+        s: Sample,
+    ) -> Result {
         self.row(case, pattern.name(), size, side)?;
-        writeln!(self.csv, "{},{},{},ns/op", s.ops, Ns(s.min_ps), Ns(s.median_ps)).map_err(|_| ENOMEM)
+        writeln!(
+            self.csv,
+            "{},{},{},ns/op",
+            s.ops,
+            Ns(s.min_ps),
+            Ns(s.median_ps)
+        )
+        .map_err(|_| ENOMEM)
     }
 
-    fn value_row(&mut self, what: &str, size: usize, side: &str, value: usize, unit: &str) -> Result {
+    fn value_row(
+        &mut self,
+        what: &str,
+        size: usize,
+        side: &str,
+        value: usize,
+        unit: &str,
+    ) -> Result {
         self.row("memory", what, size, side)?;
         let n = self.p.objects;
         writeln!(self.csv, "{n},{value},{value},{unit}").map_err(|_| ENOMEM)
     }
 
     /// Measures `pattern` on `a` and writes its row.
-    fn case<A: Side>(&mut self, g: Group, pattern: Pattern, size: usize, side: &str, a: &A) -> Result {
+    fn case<A: Side>(
+        &mut self,
+        g: Group,
+        pattern: Pattern,
+        size: usize,
+        side: &str,
+        a: &A,
+    ) -> Result {
         let (ops, reps) = (self.p.ops, self.p.reps);
         let buf = &mut self.buf[..];
         match loops::measure(reps, || run_pattern(a, pattern, ops, buf)) {
@@ -246,8 +281,20 @@ impl Runner<'_> {
         for pattern in CACHE_PATTERNS {
             for size in SIZES {
                 let name = Self::name(Group::Cache, pattern.name(), size)?;
-                self.case(Group::Cache, pattern, size, "rslab", &RslabCache::new(&name, size)?)?;
-                self.case(Group::Cache, pattern, size, "kernel", &KernelCache::new(&name, size)?)?;
+                self.case(
+                    Group::Cache,
+                    pattern,
+                    size,
+                    "rslab",
+                    &RslabCache::new(&name, size)?,
+                )?;
+                self.case(
+                    Group::Cache,
+                    pattern,
+                    size,
+                    "kernel",
+                    &KernelCache::new(&name, size)?,
+                )?;
             }
         }
         Ok(())
@@ -258,7 +305,13 @@ impl Runner<'_> {
             for size in SIZES {
                 let rslab = RslabKmalloc(self.kmalloc.clone(), size);
                 self.case(Group::Kmalloc, pattern, size, "rslab", &rslab)?;
-                self.case(Group::Kmalloc, pattern, size, "kernel", &KernelKmalloc(size))?;
+                self.case(
+                    Group::Kmalloc,
+                    pattern,
+                    size,
+                    "kernel",
+                    &KernelKmalloc(size),
+                )?;
             }
         }
         Ok(())
@@ -331,10 +384,10 @@ impl Bench {
         )?;
         let show = &|b: &Arc<Bench>, f: &mut kernel::fmt::Formatter<'_>| b.show(f);
         let store = &|b: &Arc<Bench>, r: &mut UserSliceReader| b.store(r);
-        Ok(KBox::pin_init(
+        KBox::pin_init(
             root.read_write_callback_file(c"bench", bench, show, store),
             GFP_KERNEL,
-        )?)
+        )
     }
 
     fn show(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {

@@ -260,6 +260,11 @@ pub(crate) fn remote<A: Side>(a: &A, ops: u64) -> Result<Run> {
     })
 }
 
+/// Calls the `F` at `arg` with the thread's index.
+///
+/// # Safety
+///
+/// `arg` must point to an `F` that outlives the call.
 unsafe extern "C" fn thread_trampoline<F: Fn(u32) + Sync>(arg: *mut c_void, idx: u32) {
     // SAFETY: `arg` is the `&F` that `run_threads` passed; it outlives every
     // thread, as `rslab_bench_threads` returns only when all have finished.

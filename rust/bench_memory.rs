@@ -87,9 +87,13 @@ fn slub_counter(cache: &CStr, attr: &str) -> Result<usize> {
     let path = CString::try_from_fmt(fmt!("/sys/kernel/slab/{cache}/{attr}"))?;
     let mut buf = [0u8; 64];
     // SAFETY: `path` is NUL-terminated; `buf` has room for `buf.len()` bytes.
-    let len = unsafe { sys::rslab_bench_read_file(path.as_char_ptr(), buf.as_mut_ptr(), buf.len()) };
+    let len =
+        unsafe { sys::rslab_bench_read_file(path.as_char_ptr(), buf.as_mut_ptr(), buf.len()) };
     let len = usize::try_from(len).map_err(|_| Error::from_errno(len as i32))?;
     let text = core::str::from_utf8(&buf[..len]).map_err(|_| EIO)?;
-    let digits = text.split(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
+    let digits = text
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap_or("");
     digits.parse().map_err(|_| EIO)
 }

@@ -93,7 +93,11 @@ impl RslabPool {
     /// full).
     pub(crate) fn backend(name: &CStr, size: usize) -> Result<Self> {
         let cache = RslabCache::new(name, size)?.0;
-        Ok(Self(Mempool::new(name, POOL_MIN_NR, Backend::Cache(cache))?))
+        Ok(Self(Mempool::new(
+            name,
+            POOL_MIN_NR,
+            Backend::Cache(cache),
+        )?))
     }
 
     /// A pool of [`POOL_MIN_NR`] whose backend refuses every allocation
@@ -151,7 +155,9 @@ impl KernelCache {
         let size = u32::try_from(size).map_err(|_| EINVAL)?;
         // SAFETY: `name` is a NUL-terminated string (SLUB copies it) and
         // `args` a valid, initialised argument block for the call.
-        let s = unsafe { bindings::__kmem_cache_create_args(name.as_char_ptr(), size, &mut args, flags) };
+        let s = unsafe {
+            bindings::__kmem_cache_create_args(name.as_char_ptr(), size, &mut args, flags)
+        };
         Ok(Self(NonNull::new(s).ok_or(ENOMEM)?))
     }
 
@@ -171,7 +177,10 @@ impl Drop for KernelCache {
 impl Side for KernelCache {
     fn alloc(&self) -> Option<NonNull<u8>> {
         // SAFETY: A live cache; `GFP_KERNEL` in process context.
-        NonNull::new(unsafe { bindings::kmem_cache_alloc_noprof(self.as_ptr(), bindings::GFP_KERNEL) }.cast())
+        NonNull::new(
+            unsafe { bindings::kmem_cache_alloc_noprof(self.as_ptr(), bindings::GFP_KERNEL) }
+                .cast(),
+        )
     }
 
     unsafe fn free(&self, obj: NonNull<u8>) {
@@ -195,7 +204,11 @@ impl Side for KernelCache {
         // SAFETY: The caller's promise: objects of this cache. SLUB only
         // reads the array (its pointer type is not const).
         unsafe {
-            bindings::kmem_cache_free_bulk(self.as_ptr(), objs.len(), objs.as_ptr().cast_mut().cast())
+            bindings::kmem_cache_free_bulk(
+                self.as_ptr(),
+                objs.len(),
+                objs.as_ptr().cast_mut().cast(),
+            )
         };
     }
 }
@@ -246,6 +259,10 @@ unsafe impl Sync for KernelPool {}
 
 /// The refusing pool's allocation function: the slab cache until told to
 /// refuse.
+///
+/// # Safety
+///
+/// `data` must be the pool's live [`PoolData`].
 unsafe extern "C" fn refusing_alloc(gfp: bindings::gfp_t, data: *mut c_void) -> *mut c_void {
     // SAFETY: `data` is the pool's `PoolData`, alive while the pool is.
     let data = unsafe { &*data.cast::<PoolData>() };
@@ -257,6 +274,11 @@ unsafe extern "C" fn refusing_alloc(gfp: bindings::gfp_t, data: *mut c_void) -> 
 }
 
 /// The refusing pool's free function.
+///
+/// # Safety
+///
+/// `data` must be the pool's live [`PoolData`], and `element` an object of
+/// its cache that is not used again.
 unsafe extern "C" fn refusing_free(element: *mut c_void, data: *mut c_void) {
     // SAFETY: `data` is the pool's `PoolData`; `element` one of its cache's
     // objects, as the pool only holds those.
@@ -275,7 +297,12 @@ impl KernelPool {
             GFP_KERNEL,
         )?;
         let cache = data.cache.as_ptr().cast();
-        Self::create(data, cache, bindings::mempool_alloc_slab, bindings::mempool_free_slab)
+        Self::create(
+            data,
+            cache,
+            bindings::mempool_alloc_slab,
+            bindings::mempool_free_slab,
+        )
     }
 
     /// A pool of [`POOL_MIN_NR`] over a fresh cache whose allocation
@@ -330,7 +357,10 @@ impl Drop for KernelPool {
 impl Side for KernelPool {
     fn alloc(&self) -> Option<NonNull<u8>> {
         // SAFETY: A live pool; `GFP_KERNEL` in process context.
-        NonNull::new(unsafe { bindings::mempool_alloc_noprof(self.pool.as_ptr(), bindings::GFP_KERNEL) }.cast())
+        NonNull::new(
+            unsafe { bindings::mempool_alloc_noprof(self.pool.as_ptr(), bindings::GFP_KERNEL) }
+                .cast(),
+        )
     }
 
     unsafe fn free(&self, obj: NonNull<u8>) {

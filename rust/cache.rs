@@ -364,10 +364,13 @@ impl Cache {
             // SAFETY: The caller's promise, passed on.
             return unsafe { self.free_to_slab(obj) };
         }
-        // SAFETY: `obj` is an object, so in the direct map.
-        let nid = unsafe { sys::rslab_addr_nid(obj.as_ptr().cast()) };
+        // With one node every object is local: skip the page lookup.
+        let nid = (sys::nr_node_ids() > 1).then(|| {
+            // SAFETY: `obj` is an object, so in the direct map.
+            unsafe { sys::rslab_addr_nid(obj.as_ptr().cast()) }
+        });
         let cached = self.cpus.with(|sheaf, shared| {
-            if nid != sys::numa_mem_id() {
+            if nid.is_some_and(|nid| nid != sys::numa_mem_id()) {
                 return false;
             }
             if sheaf.count == self.capacity {
