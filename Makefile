@@ -4,7 +4,12 @@
 #
 #   make            build the modules against $(KDIR), and tools/rslabctl
 #   make run        set up if needed, boot the VM, load the modules, show what they do
-#   make check      every test: host checks, then the suite inside the VM
+#   make check      every test: host checks, then the suite inside the VM, on
+#                   the default kernel and on the debug (sanitizer) kernel
+#   make bench      rslab against SLUB, kmalloc and the kernel mempool, in the
+#                   VM (icount and plain TCG): a table, CSV, JSON and a plot
+#   make stress     60 s of rslabctl stress on every vCPU of the debug kernel
+#   make fuzz       100000 seeded random ioctls on the debug kernel
 #   make tools      build tools/rslabctl (cargo, on the host; the VM runs it from the tree)
 #   make shell      an interactive shell in the VM, the modules' tree mounted
 #   make clean      remove build outputs
@@ -36,7 +41,7 @@ RSLABCTL := tools/rslabctl
 CARGO_FLAGS := --locked --manifest-path $(RSLABCTL)/Cargo.toml
 RUST_SOURCES = $(shell git ls-files --cached --others --exclude-standard -- '*.rs' 2>/dev/null)
 
-.PHONY: all modules tools tools-check abi-check setup run check check-host check-vm lint selftests vm-check fmt shell clean help
+.PHONY: all modules tools tools-check plot-tool plot-check bench abi-check setup run check check-host check-vm lint selftests vm-check stress fuzz fmt shell clean help
 
 all: modules tools
 
@@ -46,7 +51,7 @@ modules:
 
 # The kernel flavours to set up: make check needs both.
 SETUP_FLAVOURS := default
-check check-vm: SETUP_FLAVOURS := default debug
+check check-vm stress fuzz: SETUP_FLAVOURS := default debug
 setup:
 	scripts/setup $(foreach f,$(SETUP_FLAVOURS),--flavour $(f))
 
@@ -55,12 +60,12 @@ run: setup
 	$(VM_RUN) --flavour $(FLAVOUR) --timeout 300 -- scripts/demo
 
 check: setup
-	$(MAKE) fmt lint selftests tools tools-check abi-check
+	$(MAKE) fmt lint selftests tools tools-check plot-check abi-check
 	$(MAKE) vm-check
 	$(MAKE) FLAVOUR=debug modules vm-check
 
 check-host: setup
-	$(MAKE) fmt lint selftests tools tools-check abi-check
+	$(MAKE) fmt lint selftests tools tools-check plot-check abi-check
 
 check-vm: setup
 	$(MAKE) modules selftests tools
@@ -77,6 +82,22 @@ tools-check:
 	$(CARGO) test --release $(CARGO_FLAGS)
 	$(CARGO) clippy --release --all-targets $(CARGO_FLAGS) -- -D warnings
 	$(CARGO) fmt --check --manifest-path $(RSLABCTL)/Cargo.toml
+
+# tools/rslab-plot draws make bench's ratios; checked like rslabctl.
+PLOT := tools/rslab-plot
+PLOT_FLAGS := --locked --manifest-path $(PLOT)/Cargo.toml
+plot-tool:
+	$(CARGO) build --release $(PLOT_FLAGS)
+
+plot-check:
+	$(CARGO) test --release $(PLOT_FLAGS)
+	$(CARGO) clippy --release --all-targets $(PLOT_FLAGS) -- -D warnings
+	$(CARGO) fmt --check --manifest-path $(PLOT)/Cargo.toml
+
+# Not part of make check (a smoke run of the same harness is: bench.sh).
+bench: setup
+	$(MAKE) modules plot-tool
+	scripts/bench
 
 # The ABI as rust/uapi.rs has it (via rslabctl) and as a C compiler makes of
 # include/uapi/rslab.h (via rslab_sys) must be the same.
@@ -108,6 +129,26 @@ VM_TIMEOUT := $(if $(filter debug,$(FLAVOUR)),1800,600)
 vm-check:
 	$(if $(filter default,$(FLAVOUR)),scripts/vm-run-selftest)
 	$(VM_RUN) --flavour $(FLAVOUR) --timeout $(VM_TIMEOUT) --expect-verdict -- $(SELFTESTS)/run_tests.sh
+
+# The long runs, on the debug kernel, each followed by the kernel-log and
+# kmemleak verdict. FUZZ_SEED picks the seed (default: a new one, printed
+# first, so that a failure can be replayed with FUZZ_SEED=).
+STRESS_SECONDS ?= 60
+FUZZ_ITERATIONS ?= 100000
+ifeq ($(origin FUZZ_SEED),undefined)
+FUZZ_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
+stress: setup
+	$(MAKE) FLAVOUR=debug modules selftests tools
+	$(VM_RUN) --flavour debug --timeout 1200 --expect-verdict -- \
+		env RSLAB_STRESS_SECONDS=$(STRESS_SECONDS) $(SELFTESTS)/run_tests.sh stress.sh dmesg_clean.sh
+
+fuzz: setup
+	$(MAKE) FLAVOUR=debug modules selftests tools
+	@echo "fuzz: seed $(FUZZ_SEED), $(FUZZ_ITERATIONS) calls (replay: make fuzz FUZZ_SEED=$(FUZZ_SEED))"
+	$(VM_RUN) --flavour debug --timeout 1800 --expect-verdict -- \
+		env RSLAB_FUZZ_SEED=$(FUZZ_SEED) RSLAB_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) \
+		$(SELFTESTS)/run_tests.sh fuzz.sh dmesg_clean.sh
 
 fmt:
 	@test -e $(KDIR)/source/.rustfmt.toml || { echo "No kernel source at $(KDIR)/source: run scripts/setup" >&2; exit 1; }

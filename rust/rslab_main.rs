@@ -176,6 +176,16 @@ impl Rslab {
 
 impl Drop for Rslab {
     fn drop(&mut self) {
+        // What unloading tears down, so that a test (or a reader of the
+        // log) can tell it from a leak, which the caches and pools report
+        // by name as they are destroyed.
+        let (caches, pools) = self.registry.counts();
+        pr_info!(
+            "unloading: freeing {} held objects, destroying {} pools and {} caches\n",
+            self.warm.len(),
+            pools,
+            caches
+        );
         for obj in self.warm.drain_all() {
             // SAFETY: Held objects of `kmalloc`, each freed once.
             unsafe { self.kmalloc.free(obj) };

@@ -53,13 +53,14 @@ key() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 alloc_run() {
 	local setup=$1 exact=$2
 	shift 2
-	{
+	# Not a pipeline: run_batch must set OUT in this shell.
+	run_batch "$@" < <(
 		echo "cache-create fi-c 256"
 		echo "$setup"
 		repeat $N "alloc 1 --allow ENOMEM"
 		echo "sh cat $D/fi-c/stats > /tmp/fi.stats"
 		echo "sh cat $D/device > /tmp/fi.device"
-	} | run_batch "$@" || return 1
+	) || return 1
 	local ok fail failed active objects
 	ok=$(count '"op":"alloc" "ok":true')
 	fail=$(count '"op":"alloc" "errno":"ENOMEM"')
@@ -92,7 +93,7 @@ nothing_left() {
 pools_run() {
 	local arm=$1 p
 	shift
-	{
+	run_batch "$@" < <(
 		echo "cache-create fi-c 256"
 		echo "pool-create fi-p1 cache:1 --min-nr $MIN_NR"
 		echo "pool-create fi-p2 kmalloc:1000 --min-nr $MIN_NR"
@@ -110,8 +111,11 @@ pools_run() {
 			echo "sh \$DFS pool fi-p$p curr_nr 0"
 			echo "sh \$DFS pool fi-p$p alloc_reserve $MIN_NR"
 		done
-		echo "sh echo 0 > \$D/fi-c/fail_percent; echo 0 > \$D/kmalloc-1024/fail_percent; echo 0 > \$D/pools/fi-p3/fail_percent"
-	} | run_batch "$@" || return 1
+	)
+	local rc=$?
+	# The cache and pool go with the file; the shared kmalloc class stays.
+	echo 0 > "$D/kmalloc-1024/fail_percent"
+	[ $rc -eq 0 ] || return 1
 	echo "each pool served $MIN_NR elements from its reserve, then ENOMEM"
 	"$DFS" absent fi-p1 && "$DFS" absent fi-p2 && "$DFS" absent fi-p3 && nothing_left
 }

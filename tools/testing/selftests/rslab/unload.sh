@@ -15,7 +15,7 @@ source "$(dirname "$0")/ktap_helpers.sh"
 KO=$RSLAB_MODDIR/rust/rslab.ko
 D=/sys/kernel/debug/rslab
 T=$RSLAB_TREE/tools/rslabctl/target/release/rslabctl
-SYS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_sys
+export SYS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_sys
 CYCLES=${RSLAB_UNLOAD_CYCLES:-100}
 WARM=64
 
