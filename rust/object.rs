@@ -11,6 +11,7 @@
 use crate::cache::Cache;
 use crate::kmalloc::{self, Kmalloc};
 use crate::mempool::Mempool;
+use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 use kernel::alloc::Flags;
 use kernel::prelude::*;
@@ -112,14 +113,28 @@ impl Object {
         let mut raw = KVec::with_capacity(objects.len(), GFP_KERNEL).unwrap_or_default();
         for object in objects {
             let ours = matches!(&object.source, Source::Cache(c) if Arc::ptr_eq(c, cache));
-            if ours && raw.push_within_capacity(object.ptr.as_ptr()).is_ok() {
-                // Its memory is now in `raw`, freed below.
-                core::mem::forget(object);
+            if ours && raw.len() < raw.capacity() {
+                // Its memory is freed below; its reference to the cache
+                // goes now (`cache` keeps the cache alive).
+                let (ptr, _source) = object.into_raw();
+                // Cannot fail: there is room, checked above.
+                let _ = raw.push_within_capacity(ptr.as_ptr());
             }
         }
         // SAFETY: Each pointer was a live object of `cache` owned by an
-        // `Object` that was forgotten, so it is freed exactly once.
+        // `Object` that gave it up with `into_raw`, so it is freed once.
         unsafe { cache.free_bulk(&raw) };
+    }
+
+    /// Gives up ownership without freeing: the object's pointer, which the
+    /// caller must free, and its source (whose references are dropped
+    /// normally, unlike with `mem::forget`, which would leak them).
+    fn into_raw(self) -> (NonNull<u8>, Source) {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so `source` is
+        // moved out of it exactly once.
+        let source = unsafe { core::ptr::read(&this.source) };
+        (this.ptr, source)
     }
 
     /// Where the object comes from.

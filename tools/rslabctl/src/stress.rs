@@ -184,13 +184,15 @@ impl Worker {
     }
 
     /// Writes a new generation of the pattern into live object `i`.
+    /// A refused write (`ENOMEM` for the kernel's bounce buffer) leaves the
+    /// object as it was, so the generation only moves on success.
     fn fill(&mut self, i: usize) {
         let l = &mut self.live[i];
-        l.generation += 1;
-        let data = pattern(l.id, l.generation, l.size);
+        let data = pattern(l.id, l.generation + 1, l.size);
         self.tally.ops += 1;
-        if let Err(e) = self.dev.write(l.id, 0, &data) {
-            self.tally.failed("write", e);
+        match self.dev.write(l.id, 0, &data) {
+            Ok(()) => l.generation += 1,
+            Err(e) => self.tally.failed("write", e),
         }
     }
 

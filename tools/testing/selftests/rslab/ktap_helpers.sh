@@ -173,6 +173,8 @@ fail_arm() {
 	echo -1 > "$d/times"
 	echo 0 > "$d/space"
 	echo 32 > "$d/stacktrace-depth"
+	# fail_page_alloc leaves order-0 pages alone by default.
+	[ ! -e "$d/min-order" ] || echo 0 > "$d/min-order"
 	echo "${range% *}" > "$d/require-start"
 	echo "${range#* }" > "$d/require-end"
 	echo "$2" > "$d/probability"
