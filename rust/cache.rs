@@ -516,10 +516,15 @@ impl Cache {
     ///
     /// Other CPUs' sheaves are flushed too, by running on each CPU.
     pub fn shrink(&self) -> usize {
-        crate::percpu::on_each_cpu(&|| {
+        let flush = || {
             self.cpus
                 .with(|sheaf, shared| self.flush(sheaf, shared, usize::MAX))
-        });
+        };
+        // Shrinking is advisory, as `kmem_cache_shrink()`: without memory
+        // for the per-CPU work, flush only this CPU's sheaf.
+        if crate::percpu::on_each_cpu(&flush).is_err() {
+            flush();
+        }
         let mut freed = Detached::new();
         for node in self.nodes.iter() {
             node.lists.lock().take_empty(0, freed.list());

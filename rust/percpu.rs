@@ -117,15 +117,17 @@ extern "C" fn on_each_cpu_trampoline<F: Fn() + Sync>(info: *mut c_void) {
     f();
 }
 
-/// Runs `f` on every online CPU (in interrupt context on the others) and
-/// waits until all have run it. Must be called from a context that may
-/// sleep, with interrupts enabled.
-pub(crate) fn on_each_cpu<F: Fn() + Sync>(f: &F) {
+/// Runs `f` on every online CPU, in process context bound to that CPU (not
+/// in an IPI: `f` may take the per-CPU local lock), and waits until all have
+/// run it. Must be called from a context that may sleep. `ENOMEM`, having
+/// run nothing, if the work items cannot be allocated.
+pub(crate) fn on_each_cpu<F: Fn() + Sync>(f: &F) -> Result {
     // SAFETY: The trampoline matches `F`, and `f` outlives the call.
-    unsafe {
+    let ret = unsafe {
         sys::rslab_on_each_cpu(
             on_each_cpu_trampoline::<F>,
             core::ptr::from_ref(f).cast_mut().cast(),
         )
     };
+    kernel::error::to_result(ret)
 }

@@ -23,6 +23,7 @@
 #include <linux/slab.h>
 #include <linux/topology.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 
 #include "rslab_helpers.h"
 
@@ -164,10 +165,47 @@ void *rslab_head_address(const void *obj)
 	return page_address(compound_head(virt_to_page(obj)));
 }
 
-/* Runs @fn(@info) on every online CPU, waiting for all of them. */
-void rslab_on_each_cpu(void (*fn)(void *), void *info)
+struct rslab_cpu_work {
+	struct work_struct work;
+	void (*fn)(void *);
+	void *info;
+};
+
+static void rslab_cpu_work_fn(struct work_struct *work)
 {
-	on_each_cpu(fn, info, 1);
+	struct rslab_cpu_work *w = container_of(work, struct rslab_cpu_work, work);
+
+	w->fn(w->info);
+}
+
+/*
+ * Runs @fn(@info) on every online CPU, in process context (a kworker bound to
+ * that CPU), and waits for all of them; as SLUB's flush_all_cpus_locked(),
+ * not on_each_cpu(): the per-CPU local lock @fn takes must not be taken in
+ * hard interrupt context (lockdep: "Invalid wait context"; on PREEMPT_RT it
+ * sleeps). -ENOMEM, having run nothing, if the work items cannot be
+ * allocated.
+ */
+int rslab_on_each_cpu(void (*fn)(void *), void *info)
+{
+	struct rslab_cpu_work *works;
+	unsigned int cpu;
+
+	works = kcalloc(nr_cpu_ids, sizeof(*works), GFP_KERNEL);
+	if (!works)
+		return -ENOMEM;
+	cpus_read_lock();
+	for_each_online_cpu(cpu) {
+		INIT_WORK(&works[cpu].work, rslab_cpu_work_fn);
+		works[cpu].fn = fn;
+		works[cpu].info = info;
+		queue_work_on(cpu, system_percpu_wq, &works[cpu].work);
+	}
+	for_each_online_cpu(cpu)
+		flush_work(&works[cpu].work);
+	cpus_read_unlock();
+	kfree(works);
+	return 0;
 }
 
 /*

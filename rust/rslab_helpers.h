@@ -26,7 +26,7 @@ void *rslab_page_private(const void *obj);
 void rslab_set_page_private(void *addr, void *meta);
 int rslab_addr_nid(const void *obj);
 void *rslab_head_address(const void *obj);
-void rslab_on_each_cpu(void (*fn)(void *), void *info);
+int rslab_on_each_cpu(void (*fn)(void *), void *info);
 struct wait_queue_head;
 struct wait_queue_entry;
 void rslab_waitq_init(struct wait_queue_head *wq);

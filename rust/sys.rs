@@ -29,7 +29,7 @@ extern "C" {
     pub(crate) fn rslab_set_page_private(addr: *mut c_void, meta: *mut c_void);
     pub(crate) fn rslab_addr_nid(obj: *const c_void) -> i32;
     pub(crate) fn rslab_head_address(obj: *const c_void) -> *mut c_void;
-    pub(crate) fn rslab_on_each_cpu(f: extern "C" fn(*mut c_void), info: *mut c_void);
+    pub(crate) fn rslab_on_each_cpu(f: extern "C" fn(*mut c_void), info: *mut c_void) -> i32;
     pub(crate) fn rslab_waitq_init(wq: *mut bindings::wait_queue_head);
     pub(crate) fn rslab_waitq_prepare(
         wq: *mut bindings::wait_queue_head,

@@ -18,7 +18,10 @@ test_no_reports() {
 	[ -n "${RSLAB_SUITE_MARK:-}" ] || { echo "RSLAB_SUITE_MARK is not set"; return 1; }
 	local log
 	log=$(kmsg_since "$RSLAB_SUITE_MARK") || return 1
-	! grep -E "$RSLAB_REPORT_RE" <<< "$log"
+	grep -qE "$RSLAB_REPORT_RE" <<< "$log" || return 0
+	# Each report with the 40 lines after it (its stack), at most 400.
+	grep -E -A40 "$RSLAB_REPORT_RE" <<< "$log" | head -n 400
+	return 1
 }
 
 test_taint() {

@@ -14,7 +14,9 @@ KTAP_CNT_SKIP=0
 KTAP_PLAN=0
 
 # Lines of the kernel log that mean something went wrong in the kernel.
-RSLAB_REPORT_RE='BUG:|WARNING:|KASAN:|UBSAN:|Oops|general protection fault|Call Trace:|possible circular locking|possible recursive locking|sleeping function called from invalid context|kmemleak:|Kernel panic'
+# (kmemleak's own notes, such as "Cannot allocate a scan area" when fault
+# injection hits it, are not reports; its leak report is.)
+RSLAB_REPORT_RE='BUG:|WARNING:|KASAN:|UBSAN:|Oops|general protection fault|Call Trace:|possible circular locking|possible recursive locking|sleeping function called from invalid context|Invalid wait context|kmemleak: .*suspected memory leak|Kernel panic'
 
 # The directory of the repository, as the guest sees it (read-only).
 RSLAB_TREE=${RSLAB_TREE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../.." && pwd)}
