@@ -39,15 +39,18 @@ pub(crate) trait Side: Sync {
     unsafe fn free(&self, obj: NonNull<u8>);
 
     /// Fills `out` with objects, all or nothing; `false` on failure or if
-    /// the allocator has no bulk interface.
-    fn alloc_bulk(&self, out: &mut [*mut u8]) -> bool;
+    /// the allocator has no bulk interface (the default).
+    fn alloc_bulk(&self, _out: &mut [*mut u8]) -> bool {
+        false
+    }
 
-    /// Frees every object of `objs`.
+    /// Frees every object of `objs` (by default nothing: without
+    /// [`Side::alloc_bulk`] there are none).
     ///
     /// # Safety
     ///
     /// As for [`Side::free`], for each object.
-    unsafe fn free_bulk(&self, objs: &[*mut u8]);
+    unsafe fn free_bulk(&self, _objs: &[*mut u8]) {}
 }
 
 /// A timed run: nanoseconds elapsed and operations done.

@@ -76,12 +76,6 @@ impl Side for RslabKmalloc {
         // SAFETY: The caller's promise: an allocation of this allocator.
         unsafe { self.0.free(obj) }
     }
-
-    fn alloc_bulk(&self, _out: &mut [*mut u8]) -> bool {
-        false
-    }
-
-    unsafe fn free_bulk(&self, _objs: &[*mut u8]) {}
 }
 
 /// A fresh rslab pool.
@@ -123,12 +117,6 @@ impl Side for RslabPool {
         // SAFETY: The caller's promise: an element of this pool.
         unsafe { self.0.free(obj) }
     }
-
-    fn alloc_bulk(&self, _out: &mut [*mut u8]) -> bool {
-        false
-    }
-
-    unsafe fn free_bulk(&self, _objs: &[*mut u8]) {}
 }
 
 /// A fresh SLUB cache.
@@ -226,12 +214,6 @@ impl Side for KernelKmalloc {
         // SAFETY: The caller's promise: a live `kmalloc()` allocation.
         unsafe { bindings::kfree(obj.as_ptr().cast()) };
     }
-
-    fn alloc_bulk(&self, _out: &mut [*mut u8]) -> bool {
-        false
-    }
-
-    unsafe fn free_bulk(&self, _objs: &[*mut u8]) {}
 }
 
 /// What a refusing kernel pool's backend functions see.
@@ -367,10 +349,4 @@ impl Side for KernelPool {
         // SAFETY: The caller's promise: an element of this pool.
         unsafe { bindings::mempool_free(obj.as_ptr().cast(), self.pool.as_ptr()) };
     }
-
-    fn alloc_bulk(&self, _out: &mut [*mut u8]) -> bool {
-        false
-    }
-
-    unsafe fn free_bulk(&self, _objs: &[*mut u8]) {}
 }
