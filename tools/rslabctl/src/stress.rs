@@ -203,7 +203,7 @@ impl Worker {
         match self.dev.read(l.id, 0, l.size) {
             Ok(data) => {
                 self.tally.verified_bytes += data.len() as u64;
-                if data != pattern(l.id, l.generation, l.size) {
+                if data != expected(l) {
                     eprintln!(
                         "stress: object {} ({} bytes) does not hold its pattern",
                         l.id, l.size
@@ -215,6 +215,8 @@ impl Worker {
         }
     }
 
+    /// Starts tracking a new object; generation 0 (zeroes) until its first
+    /// write succeeds.
     fn track(&mut self, id: u64, source: u64, size: usize) {
         self.tally.allocs += 1;
         self.live.push(Live {
@@ -329,6 +331,16 @@ impl Worker {
     }
 }
 
+/// What a live object must hold: zeroes as made (generation 0, before any
+/// write succeeded), else the pattern of its last written generation.
+fn expected(l: &Live) -> Vec<u8> {
+    if l.generation == 0 {
+        vec![0; l.size]
+    } else {
+        pattern(l.id, l.generation, l.size)
+    }
+}
+
 fn worker(path: &Path, seed: u64, deadline: Instant, max_live: usize) -> Res<Tally> {
     match Worker::new(path, seed, max_live) {
         Ok(w) => Ok(w.run(deadline)),
@@ -401,6 +413,19 @@ mod tests {
         // Not constant, so a shifted or truncated copy shows.
         assert!(a.windows(2).any(|w| w[0] != w[1]));
         assert!(!a.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn unwritten_objects_must_hold_zeroes() {
+        let mut l = Live {
+            id: 5,
+            source: 1,
+            size: 16,
+            generation: 0,
+        };
+        assert_eq!(expected(&l), vec![0; 16]);
+        l.generation = 1;
+        assert_eq!(expected(&l), pattern(5, 1, 16));
     }
 
     #[test]

@@ -144,7 +144,11 @@ kernel_fail() {
 }
 
 test_page_alloc_10() { kernel_fail fail_page_alloc 10 alloc_run "" 0 as_failing_task; }
-test_page_alloc_100() { kernel_fail fail_page_alloc 100 pools_run "" as_failing_task; }
+# Armed at 0% so that the pools are made while nothing fails; the batch
+# turns it up to 100% after that.
+test_page_alloc_100() {
+	kernel_fail fail_page_alloc 0 pools_run "sh echo 100 > /sys/kernel/debug/fail_page_alloc/probability" as_failing_task
+}
 
 test_failslab_stress() {
 	local out

@@ -38,7 +38,7 @@ if have_kmemleak; then
 fi
 dmesg | grep -E "$RSLAB_REPORT_RE" | sed 's/^/pre-existing: /' | while IFS= read -r l; do ktap_msg "$l"; done
 kmsg_mark
-export RSLAB_SUITE_MARK=$KMSG_MARK
+export RSLAB_SUITE_MARK=$KMSG_MARK RSLAB_SUITE_TAINT=$(cat /proc/sys/kernel/tainted)
 
 for t in "${TESTS[@]}"; do
 	ktap_msg "selftests: rslab: $t"
