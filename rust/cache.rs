@@ -392,15 +392,13 @@ impl Cache {
     /// Returns the `n` oldest objects of `sheaf` to their slabs.
     fn flush(&self, sheaf: &mut Sheaf, shared: &CpuShared, n: usize) {
         let n = n.min(sheaf.count);
-        let mut freed = Detached::new();
-        for i in 0..n {
-            // SAFETY: Sheaf objects are this cache's allocated-in-slab
-            // objects (type invariant).
-            unsafe { self.return_object(NonNull::new_unchecked(sheaf.objs[i]), &mut freed) };
-        }
         if n == 0 {
             return;
         }
+        let mut freed = Detached::new();
+        // SAFETY: Sheaf objects are this cache's allocated-in-slab objects
+        // (type invariant), and they leave the sheaf below.
+        unsafe { self.return_batch(&sheaf.objs[..n], &mut freed) };
         sheaf.objs.copy_within(n..sheaf.count, 0);
         sheaf.count -= n;
         shared.cached.store(sheaf.count, Relaxed);
@@ -417,6 +415,50 @@ impl Cache {
         // SAFETY: The caller's promise.
         unsafe { self.return_object(obj, &mut freed) };
         self.events.add(Stat::SlabFreed, freed.free() as u64);
+    }
+
+    /// Puts sheaf objects back into their slabs' freelists, taking each node
+    /// lock once for a run of objects of that node rather than once per
+    /// object (a sheaf's objects are almost always all of one node), and
+    /// moves surplus empty slabs to `freed`. Sheaves exist only without
+    /// consistency checks, so none are made here.
+    ///
+    /// # Safety
+    ///
+    /// Every pointer must be an allocated object of this cache, and nobody
+    /// may use it again.
+    unsafe fn return_batch(&self, objs: &[*mut u8], freed: &mut Detached) {
+        let p = self.params();
+        let mut held = None;
+        for &obj in objs {
+            // SAFETY: The caller's promise: a live object, not null.
+            let obj = unsafe { NonNull::new_unchecked(obj) };
+            // SAFETY: A live object of ours: its page carries its slab.
+            let slab = match unsafe { Slab::of(obj.as_ptr(), p.owner, false) } {
+                Ok(slab) => slab,
+                Err(bad) => {
+                    self.report_bad_free(bad, obj);
+                    continue;
+                }
+            };
+            // SAFETY: `of` found a live slab of this cache; its node is fixed.
+            let nid = unsafe { slab.as_ref() }.node();
+            let lists = match &mut held {
+                Some((n, lists)) if *n == nid => lists,
+                _ => {
+                    // The previous node's lock goes before the next is taken.
+                    held = None;
+                    &mut held.insert((nid, self.node(nid).lists.lock())).1
+                }
+            };
+            // SAFETY: The slab is on this node's lists, whose lock we hold,
+            // and `obj` is one of its allocated objects (the caller's promise).
+            if unsafe { (*slab.as_ptr()).free(&p, obj) } {
+                // SAFETY: `slab` is on these lists.
+                unsafe { lists.update(slab) };
+                lists.take_empty(self.min_partial, freed.list());
+            }
+        }
     }
 
     /// Puts `obj` back into its slab's freelist, under its node lock, and
@@ -586,12 +628,10 @@ impl Cache {
             }
             sheaf.count = 0;
         });
-        for &obj in sheaves.iter() {
-            let mut freed = Detached::new();
-            // SAFETY: Sheaf objects are allocated-in-slab objects of this
-            // cache (type invariant), and nobody can use them any more.
-            unsafe { self.return_object(NonNull::new_unchecked(obj), &mut freed) };
-        }
+        let mut freed = Detached::new();
+        // SAFETY: Sheaf objects are allocated-in-slab objects of this cache
+        // (type invariant), and nobody can use them any more.
+        unsafe { self.return_batch(&sheaves, &mut freed) };
         let mut all = Detached::new();
         let mut leaked = 0;
         for node in self.nodes.iter() {

@@ -29,9 +29,23 @@ pub const SIZE_CLASSES: [usize; 13] = [
 /// The largest size served from a cache.
 pub const MAX_CACHE_SIZE: usize = 8192;
 
-/// The smallest class that holds `size` bytes.
+/// The class of each size 1..=192 in steps of 8, indexed by `(size - 1) / 8`
+/// (SLUB's `kmalloc_size_index`): the classes below 256 are not all powers
+/// of two (96, 192).
+const SMALL_CLASS: [u8; 24] = [
+    0, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6,
+];
+
+/// The smallest class that holds `size` bytes (`size` 0 is class 0).
+///
+/// A table up to 192 bytes, then the power of two: 256 is class 7 and each
+/// doubling the next. Constant time, as `kmalloc_index()`, not a search.
 pub fn size_class(size: usize) -> Option<usize> {
-    SIZE_CLASSES.iter().position(|&class| class >= size)
+    match size {
+        0..=192 => Some(SMALL_CLASS[size.saturating_sub(1) / 8] as usize),
+        193..=MAX_CACHE_SIZE => Some((usize::BITS - (size - 1).leading_zeros()) as usize - 1),
+        _ => None,
+    }
 }
 
 /// The bytes a `size`-byte allocation occupies: its class size, or its

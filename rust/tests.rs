@@ -480,6 +480,12 @@ mod kmalloc_tests {
         assert_eq!(size_class(97), Some(5));
         assert_eq!(size_class(8192), Some(SIZE_CLASSES.len() - 1));
         assert_eq!(size_class(8193), None);
+        // The table and the powers of two agree with the class list for
+        // every size: the smallest class that holds it.
+        for size in 1..=8193 {
+            let want = SIZE_CLASSES.iter().position(|&class| class >= size);
+            assert_eq!(size_class(size), want);
+        }
     }
 
     #[test]
