@@ -291,7 +291,10 @@ impl Cache {
     fn take_from_node(&self, nid: i32, want: usize, sheaf: &mut Sheaf) -> usize {
         let p = self.params();
         let mut lists = self.node(nid).lists.lock();
-        let mut taken = 0;
+        // Parked objects first: no slab to touch.
+        let end = (sheaf.count + want).min(SHEAF_MAX);
+        let mut taken = lists.depot_take(&mut sheaf.objs[sheaf.count..end]);
+        sheaf.count += taken;
         while taken < want {
             let Some(slab) = lists.alloc_candidate() else {
                 break;
@@ -374,7 +377,7 @@ impl Cache {
                 return false;
             }
             if sheaf.count == self.capacity {
-                self.flush(sheaf, shared, self.capacity / 2);
+                self.flush(sheaf, shared, self.capacity / 2, true);
             }
             sheaf.objs[sheaf.count] = obj.as_ptr();
             sheaf.count += 1;
@@ -389,16 +392,23 @@ impl Cache {
         }
     }
 
-    /// Returns the `n` oldest objects of `sheaf` to their slabs.
-    fn flush(&self, sheaf: &mut Sheaf, shared: &CpuShared, n: usize) {
+    /// Moves the `n` oldest objects of `sheaf` out: into the local node's
+    /// depot as far as it has room if `park`, the rest to their slabs.
+    fn flush(&self, sheaf: &mut Sheaf, shared: &CpuShared, n: usize, park: bool) {
         let n = n.min(sheaf.count);
         if n == 0 {
             return;
         }
+        let parked = if park {
+            let nid = sys::numa_mem_id();
+            self.node(nid).lists.lock().depot_put(&sheaf.objs[..n])
+        } else {
+            0
+        };
         let mut freed = Detached::new();
         // SAFETY: Sheaf objects are this cache's allocated-in-slab objects
         // (type invariant), and they leave the sheaf below.
-        unsafe { self.return_batch(&sheaf.objs[..n], &mut freed) };
+        unsafe { self.return_batch(&sheaf.objs[parked..n], &mut freed) };
         sheaf.objs.copy_within(n..sheaf.count, 0);
         sheaf.count -= n;
         shared.cached.store(sheaf.count, Relaxed);
@@ -560,7 +570,7 @@ impl Cache {
     pub fn shrink(&self) -> usize {
         let flush = || {
             self.cpus
-                .with(|sheaf, shared| self.flush(sheaf, shared, usize::MAX))
+                .with(|sheaf, shared| self.flush(sheaf, shared, usize::MAX, false))
         };
         // Shrinking is advisory, as `kmem_cache_shrink()`: without memory
         // for the per-CPU work, flush only this CPU's sheaf.
@@ -568,12 +578,31 @@ impl Cache {
             flush();
         }
         let mut freed = Detached::new();
+        self.drain_depots(&mut freed);
         for node in self.nodes.iter() {
             node.lists.lock().take_empty(0, freed.list());
         }
         let n = freed.free();
         self.events.add(Stat::SlabFreed, n as u64);
         n
+    }
+
+    /// Returns every parked object to its slab, a bounded batch at a time
+    /// (no allocation, so it cannot fail), moving surplus empty slabs to
+    /// `freed`.
+    fn drain_depots(&self, freed: &mut Detached) {
+        let mut batch = [core::ptr::null_mut(); 64];
+        for node in self.nodes.iter() {
+            loop {
+                let n = node.lists.lock().depot_take(&mut batch);
+                if n == 0 {
+                    break;
+                }
+                // SAFETY: Parked objects are allocated-in-slab objects of
+                // this cache that only the depot held, and it let them go.
+                unsafe { self.return_batch(&batch[..n], freed) };
+            }
+        }
     }
 
     /// A snapshot of the cache's numbers.
@@ -594,6 +623,7 @@ impl Cache {
             st.num_slabs += partial + full + empty;
             st.num_objs += lists.total_objects;
             st.pages += lists.pages;
+            st.cached_objs += lists.depot_len();
             inuse += lists.inuse();
         }
         self.events.add_to(&mut st.events);
@@ -603,7 +633,8 @@ impl Cache {
                 st.cached_objs += shared.cached.load(Relaxed);
             }
         }
-        // Sheaf objects count as allocated in their slabs but are free.
+        // Sheaf and depot objects count as allocated in their slabs but are
+        // free.
         st.active_objs = inuse.saturating_sub(st.cached_objs);
         st
     }
@@ -632,6 +663,7 @@ impl Cache {
         // SAFETY: Sheaf objects are allocated-in-slab objects of this cache
         // (type invariant), and nobody can use them any more.
         unsafe { self.return_batch(&sheaves, &mut freed) };
+        self.drain_depots(&mut freed);
         let mut all = Detached::new();
         let mut leaked = 0;
         for node in self.nodes.iter() {

@@ -91,12 +91,44 @@ pub(crate) struct NodeLists {
     pub(crate) total_objects: usize,
     /// Pages in all slabs of this node.
     pub(crate) pages: usize,
+    /// Free objects that sheaf flushes parked here for the next refill, so
+    /// that objects freed on one CPU and allocated again (on any CPU) skip
+    /// their slabs: SLUB's barn, by the object rather than by the sheaf. In
+    /// their slabs they count as allocated, as sheaf objects do.
+    depot: [*mut u8; DEPOT_MAX],
+    depot_len: usize,
 }
+
+/// How many objects a node's depot parks: four full sheaves (SLUB's barn
+/// keeps up to ten, of its smaller sheaves).
+pub(crate) const DEPOT_MAX: usize = 256;
 
 // SAFETY: The raw slab pointers are only followed under the node lock.
 unsafe impl Send for NodeLists {}
 
 impl NodeLists {
+    /// Parks as many of `objs` as the depot has room for, from the front;
+    /// returns how many.
+    pub(crate) fn depot_put(&mut self, objs: &[*mut u8]) -> usize {
+        let n = objs.len().min(DEPOT_MAX - self.depot_len);
+        self.depot[self.depot_len..self.depot_len + n].copy_from_slice(&objs[..n]);
+        self.depot_len += n;
+        n
+    }
+
+    /// Moves up to `out.len()` parked objects into `out`; returns how many.
+    pub(crate) fn depot_take(&mut self, out: &mut [*mut u8]) -> usize {
+        let n = out.len().min(self.depot_len);
+        self.depot_len -= n;
+        out[..n].copy_from_slice(&self.depot[self.depot_len..self.depot_len + n]);
+        n
+    }
+
+    /// How many objects are parked.
+    pub(crate) fn depot_len(&self) -> usize {
+        self.depot_len
+    }
+
     fn list(&mut self, state: SlabState) -> &mut SlabList {
         match state {
             SlabState::Empty => &mut self.empty,
@@ -262,6 +294,8 @@ impl Node {
                     empty: SlabList::new(),
                     total_objects: 0,
                     pages: 0,
+                    depot: [core::ptr::null_mut(); DEPOT_MAX],
+                    depot_len: 0,
                 },
                 "rslab_node_lists"
             ),

@@ -97,7 +97,7 @@ pub struct CacheStats {
     pub empty_slabs: usize,
     /// Pages held by all slabs.
     pub pages: usize,
-    /// Objects sitting in per-CPU sheaves (free, but not in a slab's freelist).
+    /// Free objects held in per-CPU sheaves and node depots (not in a slab's freelist).
     pub cached_objs: usize,
     /// The event counters, indexed by [`Stat`].
     pub events: [u64; NR_STATS],
