@@ -21,12 +21,14 @@ use crate::cache::Cache;
 use crate::fault::FaultInject;
 use crate::kmalloc::Kmalloc;
 use crate::sys;
+use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use kernel::alloc::Flags;
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::str::CString;
+use kernel::sync::lock::spinlock::SpinLockIrqGuard;
 use kernel::sync::{Arc, SpinLockIrq};
 use kernel::types::Opaque;
 
@@ -169,9 +171,43 @@ pub struct Mempool {
     backend: Backend,
     #[pin]
     reserve: SpinLockIrq<Reserve>,
+    /// Whether the reserve held `min_nr` elements when its lock was last
+    /// released: what `free` reads without the lock, as `mm/mempool.c`
+    /// reads `curr_nr`.
+    full: AtomicBool,
     #[pin]
     wait: Opaque<bindings::wait_queue_head>,
     counters: Counters,
+}
+
+/// The reserve's lock guard. Before unlocking it publishes whether the
+/// reserve is full, so that every change to the reserve is seen by
+/// [`Mempool::free`]'s lockless check.
+struct ReserveGuard<'a> {
+    full: &'a AtomicBool,
+    guard: SpinLockIrqGuard<'a, Reserve>,
+}
+
+impl Deref for ReserveGuard<'_> {
+    type Target = Reserve;
+
+    fn deref(&self) -> &Reserve {
+        &self.guard
+    }
+}
+
+impl DerefMut for ReserveGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Reserve {
+        &mut self.guard
+    }
+}
+
+impl Drop for ReserveGuard<'_> {
+    fn drop(&mut self) {
+        // Under the lock, so stores are in the order of the changes.
+        self.full
+            .store(self.guard.elements.len() >= self.guard.min_nr, Relaxed);
+    }
 }
 
 // SAFETY: The wait queue head is designed for concurrent use; everything
@@ -193,6 +229,7 @@ impl Mempool {
                     Reserve { elements: KVec::with_capacity(min_nr, GFP_KERNEL)?, min_nr },
                     "rslab_mempool"
                 ),
+                full: AtomicBool::new(false),
                 // SAFETY: `init_waitqueue_head` initialises the head in place.
                 wait <- Opaque::ffi_init(|wq| unsafe { sys::rslab_waitq_init(wq) }),
                 counters: Counters::default(),
@@ -201,6 +238,13 @@ impl Mempool {
         )?;
         pool.fill(bindings::GFP_KERNEL)?;
         Ok(pool)
+    }
+
+    fn lock_reserve(&self) -> ReserveGuard<'_> {
+        ReserveGuard {
+            full: &self.full,
+            guard: self.reserve.lock(),
+        }
     }
 
     /// The pool's name.
@@ -217,13 +261,13 @@ impl Mempool {
     /// what it got (the pool's drop frees it).
     fn fill(&self, gfp: bindings::gfp_t) -> Result {
         loop {
-            let reserve = self.reserve.lock();
+            let reserve = self.lock_reserve();
             if reserve.elements.len() >= reserve.min_nr {
                 return Ok(());
             }
             drop(reserve);
             let element = self.backend.alloc(gfp)?;
-            let mut reserve = self.reserve.lock();
+            let mut reserve = self.lock_reserve();
             if reserve.elements.len() < reserve.min_nr {
                 // Cannot fail: the capacity is at least `min_nr`.
                 let _ = reserve.elements.push_within_capacity(element);
@@ -249,9 +293,13 @@ impl Mempool {
                 bump(&self.counters.alloc_backend);
                 return Ok(self.hand_out(element));
             }
-            let mut reserve = self.reserve.lock();
+            let mut reserve = self.lock_reserve();
             if let Some(element) = reserve.elements.pop() {
                 drop(reserve);
+                // Paired with the fence in `free`: whoever frees this
+                // element sees the reserve as it is after this allocation
+                // (`mm/mempool.c`'s smp_wmb()).
+                fence(core::sync::atomic::Ordering::Release);
                 bump(&self.counters.alloc_reserve);
                 return Ok(self.hand_out(element));
             }
@@ -294,17 +342,24 @@ impl Mempool {
     /// be used again.
     pub unsafe fn free(&self, element: NonNull<u8>) {
         self.counters.outstanding.fetch_sub(1, Relaxed);
-        let mut reserve = self.reserve.lock();
-        if reserve.elements.len() < reserve.min_nr {
-            // Cannot fail: the capacity is at least `min_nr`.
-            let _ = reserve.elements.push_within_capacity(element);
-            drop(reserve);
-            bump(&self.counters.free_reserve);
-            // SAFETY: `wait` is initialised.
-            unsafe { sys::rslab_waitq_wake(self.wait.get()) };
-            return;
+        // As `mm/mempool.c`: a reserve seen full without the lock sends the
+        // element straight to the backend. The fence pairs with the one in
+        // `alloc`, so an element taken from the reserve is never freed
+        // against a "full" older than its own allocation; a stale "full"
+        // otherwise only delays a refill to the next free.
+        fence(core::sync::atomic::Ordering::Acquire);
+        if !self.full.load(Relaxed) {
+            let mut reserve = self.lock_reserve();
+            if reserve.elements.len() < reserve.min_nr {
+                // Cannot fail: the capacity is at least `min_nr`.
+                let _ = reserve.elements.push_within_capacity(element);
+                drop(reserve);
+                bump(&self.counters.free_reserve);
+                // SAFETY: `wait` is initialised.
+                unsafe { sys::rslab_waitq_wake(self.wait.get()) };
+                return;
+            }
         }
-        drop(reserve);
         bump(&self.counters.free_backend);
         // SAFETY: Every element of this pool comes from its backend.
         unsafe { self.backend.free(element) };
@@ -316,9 +371,9 @@ impl Mempool {
     /// reserve short (frees refill it) and is not an error; only a failure
     /// to grow the reserve's own array is (`ENOMEM`, nothing changed).
     pub fn resize(&self, min_nr: usize) -> Result {
-        if min_nr > self.reserve.lock().min_nr {
+        if min_nr > self.lock_reserve().min_nr {
             let mut bigger = KVec::with_capacity(min_nr, GFP_KERNEL)?;
-            let mut reserve = self.reserve.lock();
+            let mut reserve = self.lock_reserve();
             while let Some(element) = reserve.elements.pop() {
                 // Cannot fail: `min_nr` exceeds the old reserve.
                 let _ = bigger.push_within_capacity(element);
@@ -331,7 +386,7 @@ impl Mempool {
             return Ok(());
         }
         loop {
-            let mut reserve = self.reserve.lock();
+            let mut reserve = self.lock_reserve();
             reserve.min_nr = min_nr;
             if reserve.elements.len() <= min_nr {
                 return Ok(());
@@ -349,7 +404,7 @@ impl Mempool {
     /// A snapshot of the pool's numbers.
     pub fn stats(&self) -> PoolStats {
         let (min_nr, curr_nr) = {
-            let r = self.reserve.lock();
+            let r = self.lock_reserve();
             (r.min_nr, r.elements.len())
         };
         let c = &self.counters;
@@ -392,7 +447,7 @@ impl PinnedDrop for Mempool {
                 outstanding
             );
         }
-        let elements = core::mem::replace(&mut self.reserve.lock().elements, KVec::new());
+        let elements = core::mem::replace(&mut self.lock_reserve().elements, KVec::new());
         for element in elements {
             // SAFETY: Reserve elements come from the backend and are unused.
             unsafe { self.backend.free(element) };
