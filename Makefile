@@ -125,10 +125,15 @@ selftests:
 
 # The whole suite on the FLAVOUR kernel; the sanitizers make the debug one
 # several times slower under TCG.
+# The seeds of the suite's random campaigns go into the VM when given: a
+# failed run prints its seed, and make check RSLAB_FAULT_SEED=N replays it.
+SEED_VARS := RSLAB_FAULT_SEED RSLAB_STRESS_SEED RSLAB_FUZZ_SEED
+SEED_ENV = $(foreach v,$(SEED_VARS),$(if $($(v)),$(v)=$($(v))))
 VM_TIMEOUT := $(if $(filter debug,$(FLAVOUR)),1800,600)
 vm-check:
 	$(if $(filter default,$(FLAVOUR)),scripts/vm-run-selftest)
-	$(VM_RUN) --flavour $(FLAVOUR) --timeout $(VM_TIMEOUT) --expect-verdict -- $(SELFTESTS)/run_tests.sh
+	$(VM_RUN) --flavour $(FLAVOUR) --timeout $(VM_TIMEOUT) --expect-verdict -- \
+		env $(SEED_ENV) $(SELFTESTS)/run_tests.sh
 
 # The long runs, on the debug kernel, each followed by the kernel-log and
 # kmemleak verdict. FUZZ_SEED picks the seed (default: a new one, printed

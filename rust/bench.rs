@@ -18,7 +18,7 @@ use crate::bench_sides::{
 use crate::kmalloc::Kmalloc;
 use crate::sys;
 use core::fmt::Write;
-use kernel::debugfs::{Dir, File};
+use crate::debugfs::{Dir, File};
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{Arc, Mutex};
@@ -373,7 +373,7 @@ pub(crate) struct Bench {
 
 impl Bench {
     /// Creates `bench` in `root`, measuring the module's `kmalloc`.
-    pub(crate) fn file(root: &Dir, kmalloc: Arc<Kmalloc>) -> Result<Pin<KBox<File<Arc<Bench>>>>> {
+    pub(crate) fn file(root: &Dir, kmalloc: Arc<Kmalloc>) -> Result<File<Arc<Bench>>> {
         let bench = Arc::pin_init(
             pin_init!(Self {
                 kmalloc,
@@ -384,10 +384,7 @@ impl Bench {
         )?;
         let show = &|b: &Arc<Bench>, f: &mut kernel::fmt::Formatter<'_>| b.show(f);
         let store = &|b: &Arc<Bench>, r: &mut UserSliceReader| b.store(r);
-        KBox::pin_init(
-            root.read_write_callback_file(c"bench", bench, show, store),
-            GFP_KERNEL,
-        )
+        root.read_write_callback_file(c"bench", bench, show, store)
     }
 
     fn show(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {

@@ -423,28 +423,30 @@ impl Cache {
         self.events.add(Stat::FreeSlow, 1);
         let mut freed = Detached::new();
         // SAFETY: The caller's promise.
-        unsafe { self.return_object(obj, &mut freed) };
+        unsafe { self.return_batch(&[obj.as_ptr()], &mut freed) };
         self.events.add(Stat::SlabFreed, freed.free() as u64);
     }
 
-    /// Puts sheaf objects back into their slabs' freelists, taking each node
-    /// lock once for a run of objects of that node rather than once per
-    /// object (a sheaf's objects are almost always all of one node), and
-    /// moves surplus empty slabs to `freed`. Sheaves exist only without
-    /// consistency checks, so none are made here.
+    /// Puts objects back into their slabs' freelists, taking each node lock
+    /// once for a run of objects of that node rather than once per object
+    /// (a sheaf's objects are almost always all of one node), and moves
+    /// surplus empty slabs to `freed`. With `CONSISTENCY_CHECKS` each free
+    /// is checked first; a bad one is reported (outside the lock) and
+    /// skipped.
     ///
     /// # Safety
     ///
-    /// Every pointer must be an allocated object of this cache, and nobody
-    /// may use it again.
+    /// As for [`Cache::free`], for each pointer (not null).
     unsafe fn return_batch(&self, objs: &[*mut u8], freed: &mut Detached) {
         let p = self.params();
+        let checks = self.flags.contains(CacheFlags::CONSISTENCY_CHECKS);
         let mut held = None;
         for &obj in objs {
-            // SAFETY: The caller's promise: a live object, not null.
+            // SAFETY: The caller's promise: not null.
             let obj = unsafe { NonNull::new_unchecked(obj) };
-            // SAFETY: A live object of ours: its page carries its slab.
-            let slab = match unsafe { Slab::of(obj.as_ptr(), p.owner, false) } {
+            // SAFETY: Pages rslab owns carry a `Slab` pointer; for others the
+            // caller vouches, or (with checks) `of` reads them safely.
+            let slab = match unsafe { Slab::of(obj.as_ptr(), p.owner, checks) } {
                 Ok(slab) => slab,
                 Err(bad) => {
                     self.report_bad_free(bad, obj);
@@ -461,48 +463,22 @@ impl Cache {
                     &mut held.insert((nid, self.node(nid).lists.lock())).1
                 }
             };
-            // SAFETY: The slab is on this node's lists, whose lock we hold,
-            // and `obj` is one of its allocated objects (the caller's promise).
-            if unsafe { (*slab.as_ptr()).free(&p, obj) } {
+            // SAFETY: The slab is on this node's lists, whose lock we hold.
+            let s = unsafe { &mut *slab.as_ptr() };
+            if checks {
+                if let Err(bad) = s.check_free(&p, obj.as_ptr()) {
+                    held = None;
+                    self.report_bad_free(bad, obj);
+                    continue;
+                }
+            }
+            // SAFETY: `obj` is an allocated object of `s`: the caller's
+            // promise, or established by `check_free`.
+            if unsafe { s.free(&p, obj) } {
                 // SAFETY: `slab` is on these lists.
                 unsafe { lists.update(slab) };
                 lists.take_empty(self.min_partial, freed.list());
             }
-        }
-    }
-
-    /// Puts `obj` back into its slab's freelist, under its node lock, and
-    /// moves surplus empty slabs to `freed`.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Cache::free`].
-    unsafe fn return_object(&self, obj: NonNull<u8>, freed: &mut Detached) {
-        let p = self.params();
-        let checks = self.flags.contains(CacheFlags::CONSISTENCY_CHECKS);
-        // SAFETY: Pages rslab owns carry a `Slab` pointer; for others the
-        // caller vouches, or (with checks) `of_checked` reads them safely.
-        let slab = match unsafe { Slab::of(obj.as_ptr(), p.owner, checks) } {
-            Ok(slab) => slab,
-            Err(bad) => return self.report_bad_free(bad, obj),
-        };
-        // SAFETY: `of` found a live slab of this cache; its node is fixed.
-        let nid = unsafe { slab.as_ref() }.node();
-        let mut lists = self.node(nid).lists.lock();
-        // SAFETY: The slab is on this node's lists, and we hold their lock.
-        let s = unsafe { &mut *slab.as_ptr() };
-        if checks {
-            if let Err(bad) = s.check_free(&p, obj.as_ptr()) {
-                drop(lists);
-                return self.report_bad_free(bad, obj);
-            }
-        }
-        // SAFETY: `obj` is an allocated object of `s`: the caller's promise,
-        // or established by `check_free`.
-        if unsafe { s.free(&p, obj) } {
-            // SAFETY: `slab` is on these lists.
-            unsafe { lists.update(slab) };
-            lists.take_empty(self.min_partial, freed.list());
         }
     }
 
@@ -512,7 +488,7 @@ impl Cache {
             BadFree::Misaligned => "free of a misaligned pointer",
             BadFree::DoubleFree => "double free",
         };
-        debug::report(&self.name, what, obj.as_ptr());
+        debug::report(&self.name, fmt!("{what}"), obj.as_ptr());
     }
 
     /// Fills `out` with new objects; all or nothing.
@@ -670,11 +646,8 @@ impl Cache {
             leaked += node.lists.lock().take_all(all.list());
         }
         if leaked > 0 {
-            pr_err!(
-                "cache {}: {} objects still allocated at destroy\n",
-                &*self.name,
-                leaked
-            );
+            let what = fmt!("{leaked} objects still allocated at destroy");
+            debug::report(&self.name, what, core::ptr::null());
         }
         all.free();
         leaked

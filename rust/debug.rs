@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Object debugging: poison, red zones and error reports.
+//! Object debugging: poison, red zones, and the one report path.
 //!
 //! The byte values are SLUB's (include/linux/poison.h), so a hex dump reads
 //! the same: free objects are filled with `POISON_FREE` and end with
@@ -10,6 +10,8 @@
 
 use crate::flags::CacheFlags;
 use crate::layout::Layout;
+use crate::sys;
+use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 
@@ -18,15 +20,33 @@ const POISON_END: u8 = 0xa5;
 const RED_INACTIVE: u8 = 0xbb;
 const RED_ACTIVE: u8 = 0xcc;
 
-/// Corruption reports since the module loaded, for tests and the stats.
+/// Reports since the module loaded (debugfs `rslab/reports`); what a test
+/// that provokes reports on purpose counts.
 pub(crate) static REPORTS: AtomicU64 = AtomicU64::new(0);
 
-/// Reports a detected corruption or misuse in cache `name`.
+/// Reports a bug rslab found in cache (or pool) `name`: corruption, a bad
+/// or double free, a leak at destroy or unload. Every rslab report goes
+/// through here.
 ///
-/// The pointer is printed hashed (`%p`), never raw.
-pub(crate) fn report(name: &CStr, what: &str, obj: *const u8) {
+/// As SLUB's `slab_bug()`: a `BUG <name> (<taint>): <what>` banner, the
+/// object and a stack dump (rate-limited, so that a corruption hit on every
+/// call cannot flood the log), and `TAINT_BAD_PAGE`, so that no test run
+/// can pass over it. A report made by a KUnit test is one it provoked: it
+/// is only counted, as SLUB's KUnit errors are. The pointer is printed
+/// hashed (`%p`), never raw.
+pub(crate) fn report(name: &CStr, what: fmt::Arguments<'_>, obj: *const u8) {
     REPORTS.fetch_add(1, Ordering::Relaxed);
-    pr_err!("cache {}: {} at {:p}\n", name, what, obj);
+    if sys::report_in_kunit() {
+        return;
+    }
+    if sys::report_ratelimit() {
+        pr_err!("=============================================================================\n");
+        pr_err!("BUG {}: {}\n", name, what);
+        pr_err!("-----------------------------------------------------------------------------\n");
+        pr_err!("rslab: object {:p} of {}\n", obj, name);
+        sys::report_stack();
+    }
+    sys::report_taint();
 }
 
 /// The poisoned bytes of a slot: the object, minus the free pointer if it
@@ -59,13 +79,13 @@ pub(crate) fn prepare_alloc(layout: &Layout, flags: CacheFlags, name: &CStr, slo
             .enumerate()
             .any(|(i, &b)| b != if i == last { POISON_END } else { POISON_FREE });
         if bad {
-            report(name, "poison overwritten (write after free)", slot.as_ptr());
+            report(name, fmt!("poison overwritten (write after free)"), slot.as_ptr());
         }
     }
     if flags.contains(CacheFlags::RED_ZONE) {
         let zone = &mut slot[layout.object_size..layout.red_zone_end];
         if zone.iter().any(|&b| b != RED_INACTIVE) {
-            report(name, "red zone of a free object overwritten", zone.as_ptr());
+            report(name, fmt!("red zone of a free object overwritten"), zone.as_ptr());
         }
         zone.fill(RED_ACTIVE);
     }
@@ -83,7 +103,7 @@ pub(crate) fn check_red_zone(layout: &Layout, flags: CacheFlags, name: &CStr, sl
     }
     report(
         name,
-        "red zone overwritten (write past the object)",
+        fmt!("red zone overwritten (write past the object)"),
         slot.as_ptr(),
     );
     false

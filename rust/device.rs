@@ -19,7 +19,7 @@ use crate::registry::Registry;
 use crate::session::Session;
 use crate::uapi::{self, Bulk, CacheCreate, CacheInfo, HandleArg, Info, ObjAlloc, ObjIo};
 use crate::uapi::{PoolCreate, PoolInfo, PoolResize};
-use kernel::debugfs;
+use crate::debugfs;
 use kernel::fs::File;
 use kernel::ioctl::{_IOC_NR, _IOC_TYPE};
 use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
@@ -47,7 +47,7 @@ pub struct Shared {
 #[pin_data]
 pub struct Device {
     shared: Arc<Shared>,
-    _usage: Pin<KBox<debugfs::File<Arc<Global>>>>,
+    _usage: debugfs::File<Arc<Global>>,
     #[pin]
     misc: MiscDeviceRegistration<Session>,
 }
@@ -58,13 +58,10 @@ impl Device {
     /// the device appears.
     pub fn new(shared: Arc<Shared>) -> Result<Pin<KBox<Self>>> {
         let show = &|g: &Arc<Global>, f: &mut kernel::fmt::Formatter<'_>| g.write(f);
-        let usage = KBox::pin_init(
-            shared
-                .registry
-                .root()
-                .read_callback_file(c"device", shared.quota.clone(), show),
-            GFP_KERNEL,
-        )?;
+        let usage = shared
+            .registry
+            .root()
+            .read_callback_file(c"device", shared.quota.clone(), show)?;
         KBox::try_pin_init(
             try_pin_init!(Self {
                 _usage: usage,

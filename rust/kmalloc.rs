@@ -10,6 +10,7 @@
 //! and tearing the allocator down reports and frees any still live.
 
 use crate::cache::Cache;
+use crate::debug;
 use crate::fault::FaultInject;
 use crate::flags::CacheFlags;
 use crate::layout::{get_order, slab_bytes};
@@ -214,7 +215,11 @@ impl Kmalloc {
             Some(large) => {
                 self.large_pages.fetch_sub(1 << large.order, Relaxed);
             }
-            None => pr_err!("kfree of an unknown pointer {:p}\n", ptr.as_ptr()),
+            None => debug::report(
+                c"kmalloc",
+                fmt!("kfree of an unknown pointer"),
+                ptr.as_ptr(),
+            ),
         }
     }
 }
@@ -230,10 +235,8 @@ impl PinnedDrop for Kmalloc {
     fn drop(self: Pin<&mut Self>) {
         let pages = self.large_pages.load(Relaxed);
         if pages > 0 {
-            pr_err!(
-                "{} pages of large kmalloc allocations still live at unload\n",
-                pages
-            );
+            let what = fmt!("{pages} pages of large allocations still live at unload");
+            debug::report(c"kmalloc", what, core::ptr::null());
         }
     }
 }

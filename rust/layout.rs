@@ -108,8 +108,10 @@ impl Layout {
     ///
     /// As in SLUB, the free pointer sits in the middle of a free object,
     /// unless the object's free contents matter (a constructor's state or a
-    /// poison pattern), in which case it goes after the object. A red zone
-    /// takes the padding after the object plus one word.
+    /// poison pattern) or the object is smaller than the pointer and has a
+    /// red zone, which the pointer would overlap; then it goes after the
+    /// object (and its red zone). A red zone takes the padding after the
+    /// object plus one word.
     ///
     /// Returns `EINVAL` for a zero size, an alignment that is not a power of
     /// two, or an object too large for the biggest slab.
@@ -131,7 +133,8 @@ impl Layout {
         } else {
             object_size
         };
-        let free_offset = if has_ctor || flags.contains(CacheFlags::POISON) {
+        let tiny_red_zone = flags.contains(CacheFlags::RED_ZONE) && object_size < WORD;
+        let free_offset = if has_ctor || flags.contains(CacheFlags::POISON) || tiny_red_zone {
             inuse += WORD;
             inuse - WORD
         } else {

@@ -24,7 +24,7 @@ use crate::sys;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use kernel::alloc::Flags;
+use kernel::alloc::{Flags, KVVec};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -67,6 +67,18 @@ impl Backend {
             Backend::Kmalloc(_, size) => *size,
             Backend::Pages(order, _) => crate::layout::slab_bytes(*order),
         }
+    }
+
+    /// The memory one reserved element really takes: its slot in the
+    /// backend (the cache's stride, the kmalloc class, the pages) and its
+    /// pointer in the reserve array.
+    pub fn footprint(&self) -> usize {
+        let slot = match self {
+            Backend::Cache(c) => c.layout().size,
+            Backend::Kmalloc(_, size) => crate::kmalloc::footprint(*size),
+            Backend::Pages(order, _) => crate::layout::slab_bytes(*order),
+        };
+        slot + size_of::<NonNull<u8>>()
     }
 
     /// The fault-injection knobs that make this backend fail.
@@ -114,10 +126,26 @@ impl Backend {
 }
 
 /// The reserve: up to `min_nr` elements, in a vector that never grows while
-/// the lock is held (its capacity is at least `min_nr`).
+/// the lock is held (its capacity is at least [`capacity`]`(min_nr)`).
 struct Reserve {
-    elements: KVec<NonNull<u8>>,
+    elements: KVVec<NonNull<u8>>,
     min_nr: usize,
+}
+
+/// The reserve array's size for `min_nr`: one slot even for a pool of 0,
+/// which parks a freed element there to wake its waiters (as
+/// `mm/mempool.c` handles `min_nr == 0`).
+fn capacity(min_nr: usize) -> usize {
+    min_nr.max(1)
+}
+
+impl Reserve {
+    /// Whether a freed element goes into the reserve: it holds fewer than
+    /// `min_nr`, or it is an empty reserve of 0 (whose waiters, if any,
+    /// only a free can wake).
+    fn short(&self) -> bool {
+        self.elements.len() < capacity(self.min_nr)
+    }
 }
 
 // SAFETY: The elements are plain memory owned by the pool.
@@ -205,8 +233,7 @@ impl DerefMut for ReserveGuard<'_> {
 impl Drop for ReserveGuard<'_> {
     fn drop(&mut self) {
         // Under the lock, so stores are in the order of the changes.
-        self.full
-            .store(self.guard.elements.len() >= self.guard.min_nr, Relaxed);
+        self.full.store(!self.guard.short(), Relaxed);
     }
 }
 
@@ -216,17 +243,25 @@ unsafe impl Sync for Mempool {}
 // SAFETY: As above; nothing is tied to a thread.
 unsafe impl Send for Mempool {}
 
+/// The largest `min_nr` of a pool: bounds the reserve array (and the time
+/// spent filling it) whatever a caller asks for.
+pub const MAX_MIN_NR: usize = crate::uapi::MAX_POOL_MIN_NR as usize;
+
 impl Mempool {
     /// Creates a pool of `min_nr` elements from `backend`, all allocated
     /// now with `GFP_KERNEL`. Fails with `ENOMEM`, having freed what it got,
-    /// if the backend cannot supply them.
+    /// if the backend cannot supply them, and with `EINVAL` for a `min_nr`
+    /// above [`MAX_MIN_NR`].
     pub fn new(name: &CStr, min_nr: usize, backend: Backend) -> Result<Arc<Self>> {
+        if min_nr > MAX_MIN_NR {
+            return Err(EINVAL);
+        }
         let pool = Arc::pin_init(
             try_pin_init!(Self {
                 name: CString::try_from_fmt(fmt!("{name}"))?,
                 backend,
                 reserve <- kernel::new_spinlock_irq!(
-                    Reserve { elements: KVec::with_capacity(min_nr, GFP_KERNEL)?, min_nr },
+                    Reserve { elements: KVVec::with_capacity(capacity(min_nr), GFP_KERNEL)?, min_nr },
                     "rslab_mempool"
                 ),
                 full: AtomicBool::new(false),
@@ -281,12 +316,28 @@ impl Mempool {
 
     /// Allocates an element, as `mempool_alloc()` does (see the module
     /// documentation). Only an allocation that may not sleep can fail
-    /// (`ENOMEM`); `__GFP_ZERO` is `EINVAL`.
+    /// (`ENOMEM`); `__GFP_ZERO` is `EINVAL`. A wait for a free cannot be
+    /// interrupted, as in `mempool_alloc()`.
     pub fn alloc(&self, gfp: Flags) -> Result<NonNull<u8>> {
+        self.alloc_waiting(gfp, false)
+    }
+
+    /// As [`Mempool::alloc`], but a wait for a free ends with `EINTR` when
+    /// the task gets a fatal signal (`TASK_KILLABLE`): for allocations made
+    /// on behalf of user space, which must never leave a task that
+    /// `kill -9` cannot end.
+    pub fn alloc_killable(&self, gfp: Flags) -> Result<NonNull<u8>> {
+        self.alloc_waiting(gfp, true)
+    }
+
+    fn alloc_waiting(&self, gfp: Flags, killable: bool) -> Result<NonNull<u8>> {
         if gfp.contains(__GFP_ZERO) {
             return Err(EINVAL);
         }
-        let full = sys::gfp_bits(gfp);
+        // Every attempt is `mempool_adjust_gfp()`'s: the reserve is the
+        // fallback, so the backend never dips into emergency reserves,
+        // retries or warns.
+        let full = sys::gfp_mempool_adjust(sys::gfp_bits(gfp));
         let mut attempt = sys::gfp_mempool_first(full);
         loop {
             if let Ok(element) = self.backend.alloc(attempt) {
@@ -313,12 +364,17 @@ impl Mempool {
                 bump(&self.counters.failures);
                 return Err(ENOMEM);
             }
+            if killable && sys::fatal_signal_pending() {
+                drop(reserve);
+                bump(&self.counters.failures);
+                return Err(EINTR);
+            }
             let entry = Opaque::<bindings::wait_queue_entry>::uninit();
             // SAFETY: `wait` is initialised; `entry` lives on this stack
             // frame, unmoved, until `rslab_waitq_sleep` has finished with it.
             // Preparing under the pool lock means a free that comes after the
             // unlock wakes us.
-            unsafe { sys::rslab_waitq_prepare(self.wait.get(), entry.get()) };
+            unsafe { sys::rslab_waitq_prepare(self.wait.get(), entry.get(), killable) };
             drop(reserve);
             bump(&self.counters.waits);
             // SAFETY: As above; the entry was prepared on this queue.
@@ -350,8 +406,8 @@ impl Mempool {
         fence(core::sync::atomic::Ordering::Acquire);
         if !self.full.load(Relaxed) {
             let mut reserve = self.lock_reserve();
-            if reserve.elements.len() < reserve.min_nr {
-                // Cannot fail: the capacity is at least `min_nr`.
+            if reserve.short() {
+                // Cannot fail: a short reserve has room.
                 let _ = reserve.elements.push_within_capacity(element);
                 drop(reserve);
                 bump(&self.counters.free_reserve);
@@ -369,35 +425,66 @@ impl Mempool {
     /// growing allocates up to the new size with `GFP_KERNEL`. As with
     /// `mempool_resize()`, a backend failure while growing leaves the
     /// reserve short (frees refill it) and is not an error; only a failure
-    /// to grow the reserve's own array is (`ENOMEM`, nothing changed).
+    /// to grow the reserve's own array is (`ENOMEM`, nothing changed), or a
+    /// `min_nr` above [`MAX_MIN_NR`] (`EINVAL`).
     pub fn resize(&self, min_nr: usize) -> Result {
-        if min_nr > self.lock_reserve().min_nr {
-            let mut bigger = KVec::with_capacity(min_nr, GFP_KERNEL)?;
-            let mut reserve = self.lock_reserve();
-            while let Some(element) = reserve.elements.pop() {
-                // Cannot fail: `min_nr` exceeds the old reserve.
-                let _ = bigger.push_within_capacity(element);
-            }
-            bigger.reverse();
-            reserve.elements = bigger;
-            reserve.min_nr = min_nr;
-            drop(reserve);
-            let _ = self.fill(bindings::GFP_KERNEL);
-            return Ok(());
+        if min_nr > MAX_MIN_NR {
+            return Err(EINVAL);
         }
-        loop {
-            let mut reserve = self.lock_reserve();
-            reserve.min_nr = min_nr;
-            if reserve.elements.len() <= min_nr {
-                return Ok(());
+        let growing = min_nr > self.lock_reserve().min_nr;
+        // The array for the new size, made first: growing fails here with
+        // nothing changed. A shrink that cannot get a smaller one keeps the
+        // old, larger one.
+        let array = match KVVec::with_capacity(capacity(min_nr), GFP_KERNEL) {
+            Ok(array) => Some(array),
+            Err(_) if !growing => None,
+            Err(e) => return Err(e.into()),
+        };
+        let mut reserve = self.lock_reserve();
+        // Everything is decided again under the lock: a resize racing this
+        // one may have changed the reserve since.
+        reserve.min_nr = min_nr;
+        let keep = reserve.elements.len().min(min_nr);
+        let surplus = match array {
+            Some(mut array) if keep <= array.capacity() => {
+                for &element in &reserve.elements[..keep] {
+                    // Cannot fail: `keep` fits, checked above.
+                    let _ = array.push_within_capacity(element);
+                }
+                // The old array still holds every element; those from
+                // `keep` on go back to the backend below.
+                core::mem::replace(&mut reserve.elements, array)
             }
-            let Some(element) = reserve.elements.pop() else {
-                return Ok(());
-            };
-            drop(reserve);
+            _ => KVVec::new(),
+        };
+        drop(reserve);
+        for &element in surplus.get(keep..).unwrap_or(&[]) {
             bump(&self.counters.free_backend);
-            // SAFETY: A reserve element, from the backend, now unused.
+            // SAFETY: A reserve element, from the backend, now unused: the
+            // new array does not hold it.
             unsafe { self.backend.free(element) };
+        }
+        // Without a new array, the surplus leaves one element at a time.
+        while let Some(element) = self.take_surplus() {
+            bump(&self.counters.free_backend);
+            // SAFETY: As above.
+            unsafe { self.backend.free(element) };
+        }
+        if growing {
+            // A backend failure leaves the reserve short, as in
+            // `mempool_resize()`; frees refill it.
+            let _ = self.fill(bindings::GFP_KERNEL);
+        }
+        Ok(())
+    }
+
+    /// Takes an element from a reserve that holds more than `min_nr`.
+    fn take_surplus(&self) -> Option<NonNull<u8>> {
+        let mut reserve = self.lock_reserve();
+        if reserve.elements.len() > reserve.min_nr {
+            reserve.elements.pop()
+        } else {
+            None
         }
     }
 
@@ -441,13 +528,10 @@ impl PinnedDrop for Mempool {
     fn drop(self: Pin<&mut Self>) {
         let outstanding = self.counters.outstanding.load(Relaxed);
         if outstanding > 0 {
-            pr_err!(
-                "pool {}: {} elements still outstanding at destroy\n",
-                &*self.name,
-                outstanding
-            );
+            let what = fmt!("{outstanding} elements still outstanding at destroy");
+            crate::debug::report(&self.name, what, core::ptr::null());
         }
-        let elements = core::mem::replace(&mut self.lock_reserve().elements, KVec::new());
+        let elements = core::mem::replace(&mut self.lock_reserve().elements, KVVec::new());
         for element in elements {
             // SAFETY: Reserve elements come from the backend and are unused.
             unsafe { self.backend.free(element) };

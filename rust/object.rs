@@ -52,7 +52,8 @@ impl Source {
         match self {
             Source::Cache(c) => c.alloc(gfp),
             Source::Kmalloc(km, size) => km.alloc(*size, gfp),
-            Source::Pool(p) => p.alloc(gfp),
+            // On behalf of user space: a wait must end on `kill -9`.
+            Source::Pool(p) => p.alloc_killable(gfp),
         }
     }
 }

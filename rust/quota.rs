@@ -8,6 +8,11 @@
 //! files together a byte limit. A [`Charge`] is taken before the memory is
 //! allocated and refunded when it is dropped, so no path can forget to
 //! give it back.
+//!
+//! Each counted thing is a value whose `Drop` gives back exactly what its
+//! constructor took, and the value exists only once the count is taken: a
+//! value built and dropped on a failed allocation (`Arc::new` drops its
+//! argument when it cannot allocate) must not give back what it never took.
 
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use kernel::fmt;
@@ -33,15 +38,42 @@ pub struct Global {
     bytes: AtomicUsize,
 }
 
+/// One open file, counted in [`Global`]'s `files`.
+///
+/// # Invariants
+///
+/// It was counted when the value was made and is uncounted when it is
+/// dropped, once.
+struct FileCount(Arc<Global>);
+
+impl FileCount {
+    fn new(global: &Arc<Global>) -> Self {
+        global.files.fetch_add(1, Relaxed);
+        // INVARIANT: Counted just above.
+        Self(global.clone())
+    }
+}
+
+impl Drop for FileCount {
+    fn drop(&mut self) {
+        self.0.files.fetch_sub(1, Relaxed);
+    }
+}
+
 /// One open file's usage.
 pub struct Account {
-    global: Arc<Global>,
+    file: FileCount,
     objects: AtomicUsize,
     bytes: AtomicUsize,
 }
 
 /// One handle's share of its file's (and the device's) usage; refunded on
 /// drop.
+///
+/// # Invariants
+///
+/// The handle is counted in its account's and the device's `objects`, and
+/// `bytes` in their `bytes`.
 pub struct Charge {
     account: Arc<Account>,
     bytes: usize,
@@ -78,16 +110,15 @@ impl Global {
 
     /// Opens an account for a new file.
     pub fn open(self: &Arc<Self>) -> Result<Arc<Account>> {
-        let account = Arc::new(
+        // If `Arc::new` fails, it drops the account, and with it the count.
+        Ok(Arc::new(
             Account {
-                global: self.clone(),
+                file: FileCount::new(self),
                 objects: AtomicUsize::new(0),
                 bytes: AtomicUsize::new(0),
             },
             GFP_KERNEL,
-        )?;
-        self.files.fetch_add(1, Relaxed);
-        Ok(account)
+        )?)
     }
 
     /// Writes the usage and limits as `name value` lines (debugfs `device`).
@@ -107,24 +138,22 @@ impl Global {
     }
 }
 
-impl Drop for Account {
-    fn drop(&mut self) {
-        self.global.files.fetch_sub(1, Relaxed);
-    }
-}
-
 impl Account {
+    fn global(&self) -> &Global {
+        &self.file.0
+    }
+
     /// Charges one object of `bytes`; `EDQUOT`, with nothing charged, if
     /// that would pass a limit.
     pub fn charge(self: &Arc<Self>, bytes: usize) -> Result<Charge> {
-        let limits = self.global.limits;
-        try_add(&self.objects, 1, limits.objects)?;
-        // From here on, dropping `charge` refunds what was added.
+        try_add(&self.objects, 1, self.global().limits.objects)?;
+        self.global().objects.fetch_add(1, Relaxed);
+        // INVARIANT: Both counts taken, no bytes yet; from here on, dropping
+        // `charge` refunds what was added.
         let mut charge = Charge {
             account: self.clone(),
             bytes: 0,
         };
-        self.global.objects.fetch_add(1, Relaxed);
         charge.resize(bytes)?;
         Ok(charge)
     }
@@ -140,7 +169,7 @@ impl Charge {
     /// changed, if that would pass a limit.
     pub fn resize(&mut self, bytes: usize) -> Result {
         let account = &self.account;
-        let global = &account.global;
+        let global = account.global();
         if bytes > self.bytes {
             let more = bytes - self.bytes;
             try_add(&account.bytes, more, global.limits.bytes)?;
@@ -163,6 +192,6 @@ impl Drop for Charge {
         // Cannot fail: shrinking to 0.
         let _ = self.resize(0);
         self.account.objects.fetch_sub(1, Relaxed);
-        self.account.global.objects.fetch_sub(1, Relaxed);
+        self.account.global().objects.fetch_sub(1, Relaxed);
     }
 }

@@ -19,30 +19,37 @@
 //! See `Documentation/rslab.rst` for the formats.
 
 use crate::cache::{Cache, Ctor};
+use crate::debugfs::{Dir, File};
 use crate::fault::FaultInject;
 use crate::flags::CacheFlags;
 use crate::mempool::{Backend, Mempool};
 use crate::stats::STAT_NAMES;
-use kernel::debugfs::{Dir, File};
 use kernel::fmt;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 use kernel::uaccess::UserSliceReader;
 
 /// Names in the debugfs root that are not caches.
-const RESERVED: [&CStr; 4] = [c"slabinfo", c"poolinfo", c"pools", c"device"];
+const RESERVED: [&CStr; 6] = [
+    c"slabinfo",
+    c"poolinfo",
+    c"pools",
+    c"device",
+    c"reports",
+    c"bench",
+];
 
 /// A registered cache, with its debugfs files.
 struct Entry {
     // Files go before the directory, so they are removed first.
-    _files: KVec<Pin<KBox<File<Arc<Cache>>>>>,
+    _files: KVec<File<Arc<Cache>>>,
     _dir: Dir,
     cache: Arc<Cache>,
 }
 
 /// A registered pool, with its debugfs files.
 struct PoolEntry {
-    _files: KVec<Pin<KBox<File<Arc<Mempool>>>>>,
+    _files: KVec<File<Arc<Mempool>>>,
     _dir: Dir,
     pool: Arc<Mempool>,
 }
@@ -60,12 +67,9 @@ pub struct Registry {
     root: Dir,
 }
 
-/// Creates a debugfs file and keeps it in `files`.
-pub(crate) fn push_file<T>(
-    files: &mut KVec<Pin<KBox<File<T>>>>,
-    init: impl PinInit<File<T>>,
-) -> Result {
-    files.push(KBox::pin_init(init, GFP_KERNEL)?, GFP_KERNEL)?;
+/// Keeps a new debugfs file in `files`.
+pub(crate) fn push_file<T>(files: &mut KVec<File<T>>, file: Result<File<T>>) -> Result {
+    files.push(file?, GFP_KERNEL)?;
     Ok(())
 }
 
@@ -111,7 +115,7 @@ fn store_fail_percent<T: HasFault>(t: &T, r: &mut UserSliceReader) -> Result {
 
 /// Creates `fail_next` and `fail_percent` in `dir` for `data`'s knobs.
 fn push_fault_files<T: HasFault + Clone + Send + Sync + 'static>(
-    files: &mut KVec<Pin<KBox<File<T>>>>,
+    files: &mut KVec<File<T>>,
     dir: &Dir,
     data: &T,
 ) -> Result {
@@ -159,14 +163,15 @@ fn read_u32(reader: &mut UserSliceReader) -> Result<u32> {
 
 impl Registry {
     /// An empty registry with its debugfs root, `rslab/`.
-    pub fn new() -> impl PinInit<Self, Error> {
-        let root = Dir::new(c"rslab");
-        try_pin_init!(Self {
-            pools_dir: root.subdir(c"pools"),
+    pub fn new() -> Result<impl PinInit<Self, Error>> {
+        let root = Dir::new(c"rslab")?;
+        let pools_dir = root.subdir(c"pools")?;
+        Ok(try_pin_init!(Self {
+            pools_dir,
             root,
             entries <- kernel::new_mutex!(KVec::new()),
             pools <- kernel::new_mutex!(KVec::new()),
-        }? Error)
+        }? Error))
     }
 
     /// The debugfs root directory.
@@ -196,7 +201,7 @@ impl Registry {
             return Err(EEXIST);
         }
         let cache = Cache::new(name, size, align, flags, ctor)?;
-        let dir = self.root.subdir(name);
+        let dir = self.root.subdir(name)?;
         let mut files = KVec::with_capacity(4, GFP_KERNEL)?;
         let c = || cache.clone();
         push_file(
@@ -235,7 +240,7 @@ impl Registry {
             return Err(EEXIST);
         }
         let pool = Mempool::new(name, min_nr, backend)?;
-        let dir = self.pools_dir.subdir(name);
+        let dir = self.pools_dir.subdir(name)?;
         let mut files = KVec::with_capacity(3, GFP_KERNEL)?;
         let p = || pool.clone();
         push_file(

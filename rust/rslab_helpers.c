@@ -11,7 +11,9 @@
  * soundness is argued. Nothing here keeps state.
  */
 
+#include <kunit/test-bug.h>
 #include <linux/completion.h>
+#include <linux/debugfs.h>
 #include <linux/cpumask.h>
 #include <linux/fs.h>
 #include <linux/gfp.h>
@@ -19,13 +21,105 @@
 #include <linux/local_lock.h>
 #include <linux/mm.h>
 #include <linux/percpu.h>
+#include <linux/printk.h>
+#include <linux/ratelimit.h>
 #include <linux/sched.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/topology.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 
 #include "rslab_helpers.h"
+
+/*
+ * Reports (see rust/debug.rs). A report made by a KUnit test is one the
+ * test provoked and counts, so it is neither printed nor tainting, as
+ * slab_add_kunit_errors() makes SLUB's own tests' reports.
+ */
+bool rslab_report_in_kunit(void)
+{
+	return kunit_get_current_test() != NULL;
+}
+
+/*
+ * Whether this report may be printed: at most DEFAULT_RATELIMIT_BURST in
+ * DEFAULT_RATELIMIT_INTERVAL, so that a corruption hit on every call cannot
+ * flood the log. The one piece of state in this file: the rate limit of
+ * all of rslab's reports together.
+ */
+bool rslab_report_ratelimit(void)
+{
+	static DEFINE_RATELIMIT_STATE(rs, DEFAULT_RATELIMIT_INTERVAL, DEFAULT_RATELIMIT_BURST);
+
+	return __ratelimit(&rs);
+}
+
+void rslab_report_stack(void)
+{
+	dump_stack();
+}
+
+/* As SLUB after a report: the kernel's memory can no longer be trusted. */
+void rslab_report_taint(void)
+{
+	add_taint(TAINT_BAD_PAGE, LOCKDEP_NOW_UNRELIABLE);
+}
+
+/*
+ * debugfs files owned by this module (see rust/debugfs.rs). The 7.3 kernel
+ * crate's debugfs file_operations set no .owner, so an open debugfs file
+ * pins nothing: after rmmod, its release runs in freed module text. These
+ * file_operations name THIS_MODULE, so debugfs's proxy takes a module
+ * reference for as long as a file is open (rmmod says "in use"), and an
+ * open that races the unload gets ENXIO. @file points at the Rust file,
+ * which starts with its struct rslab_dfs_ops.
+ */
+static int rslab_dfs_show(struct seq_file *m, void *unused)
+{
+	const struct rslab_dfs_ops *ops = m->private;
+
+	return ops->show ? ops->show(m, ops) : 0;
+}
+
+static int rslab_dfs_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, rslab_dfs_show, inode->i_private);
+}
+
+static ssize_t rslab_dfs_write(struct file *file, const char __user *buf, size_t len,
+			       loff_t *ppos)
+{
+	const struct rslab_dfs_ops *ops = file_inode(file)->i_private;
+
+	return ops->store ? ops->store(ops, buf, len) : -EPERM;
+}
+
+static const struct file_operations rslab_dfs_fops = {
+	.owner = THIS_MODULE,
+	.open = rslab_dfs_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.write = rslab_dfs_write,
+	.release = single_release,
+};
+
+struct dentry *rslab_dfs_file(const char *name, umode_t mode, struct dentry *parent,
+			      const struct rslab_dfs_ops *file)
+{
+	return debugfs_create_file(name, mode, parent, (void *)file, &rslab_dfs_fops);
+}
+
+struct dentry *rslab_dfs_dir(const char *name, struct dentry *parent)
+{
+	return debugfs_create_dir(name, parent);
+}
+
+/* Waits for running calls of its files; a file open after this pins the module. */
+void rslab_dfs_remove(struct dentry *dentry)
+{
+	debugfs_remove(dentry);
+}
 
 /*
  * Per-CPU sheaf storage: a local lock followed by the Rust-owned part. The
@@ -219,10 +313,17 @@ void rslab_waitq_init(struct wait_queue_head *wq)
 	init_waitqueue_head(wq);
 }
 
-void rslab_waitq_prepare(struct wait_queue_head *wq, struct wait_queue_entry *entry)
+/* Killable: a fatal signal ends the sleep (see rslab_fatal_signal_pending()). */
+void rslab_waitq_prepare(struct wait_queue_head *wq, struct wait_queue_entry *entry,
+			 bool killable)
 {
 	init_wait(entry);
-	prepare_to_wait(wq, entry, TASK_UNINTERRUPTIBLE);
+	prepare_to_wait(wq, entry, killable ? TASK_KILLABLE : TASK_UNINTERRUPTIBLE);
+}
+
+bool rslab_fatal_signal_pending(void)
+{
+	return fatal_signal_pending(current);
 }
 
 /* Sleeps up to @ms milliseconds; returns true if woken before that. */
@@ -241,13 +342,22 @@ void rslab_waitq_wake(struct wait_queue_head *wq)
 }
 
 /*
- * mempool_alloc()'s first, cheap attempt: no direct reclaim or I/O, no
- * emergency reserves, no retries and no warning.
+ * mempool_alloc()'s flags for every backend attempt: the pool is the
+ * fallback, so no emergency reserves, no retries and no warning
+ * (mempool_adjust_gfp()).
+ */
+gfp_t rslab_gfp_mempool_adjust(gfp_t gfp)
+{
+	return gfp | __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN;
+}
+
+/*
+ * mempool_alloc()'s first, cheap attempt: as adjusted, and no direct
+ * reclaim or I/O either.
  */
 gfp_t rslab_gfp_mempool_first(gfp_t gfp)
 {
-	return (gfp | __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN) &
-	       ~(__GFP_DIRECT_RECLAIM | __GFP_IO);
+	return rslab_gfp_mempool_adjust(gfp) & ~(__GFP_DIRECT_RECLAIM | __GFP_IO);
 }
 
 /*

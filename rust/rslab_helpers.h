@@ -10,6 +10,21 @@
 #include <linux/percpu.h>
 #include <linux/types.h>
 
+struct dentry;
+struct seq_file;
+/* The start of a Rust debugfs file (rust/debugfs.rs): its callbacks. */
+struct rslab_dfs_ops {
+	int (*show)(struct seq_file *m, const struct rslab_dfs_ops *file);
+	ssize_t (*store)(const struct rslab_dfs_ops *file, const char __user *buf, size_t len);
+};
+struct dentry *rslab_dfs_file(const char *name, umode_t mode, struct dentry *parent,
+			      const struct rslab_dfs_ops *file);
+struct dentry *rslab_dfs_dir(const char *name, struct dentry *parent);
+void rslab_dfs_remove(struct dentry *dentry);
+bool rslab_report_in_kunit(void);
+bool rslab_report_ratelimit(void);
+void rslab_report_stack(void);
+void rslab_report_taint(void);
 void __percpu *rslab_pcpu_alloc(size_t size);
 void rslab_pcpu_free(void __percpu *p);
 void *rslab_pcpu_lock(void __percpu *p, unsigned long *flags);
@@ -30,10 +45,13 @@ int rslab_on_each_cpu(void (*fn)(void *), void *info);
 struct wait_queue_head;
 struct wait_queue_entry;
 void rslab_waitq_init(struct wait_queue_head *wq);
-void rslab_waitq_prepare(struct wait_queue_head *wq, struct wait_queue_entry *entry);
+void rslab_waitq_prepare(struct wait_queue_head *wq, struct wait_queue_entry *entry,
+			 bool killable);
+bool rslab_fatal_signal_pending(void);
 bool rslab_waitq_sleep(struct wait_queue_head *wq, struct wait_queue_entry *entry,
 		       unsigned int ms);
 void rslab_waitq_wake(struct wait_queue_head *wq);
+gfp_t rslab_gfp_mempool_adjust(gfp_t gfp);
 gfp_t rslab_gfp_mempool_first(gfp_t gfp);
 int rslab_bench_threads(void (*fn)(void *arg, unsigned int idx), void *arg, unsigned int n,
 			bool bind);

@@ -8,9 +8,11 @@
 //! `Documentation/rslab.rst` for the design.
 
 use core::ptr::NonNull;
+use core::sync::atomic::Ordering::Relaxed;
 use device::{Device, Shared};
 use flags::CacheFlags;
-use kernel::debugfs::File;
+use kernel::alloc::KVVec;
+use debugfs::File;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kmalloc::Kmalloc;
@@ -23,6 +25,7 @@ mod bench_memory;
 mod bench_sides;
 pub mod cache;
 mod debug;
+mod debugfs;
 pub mod device;
 pub mod fault;
 pub mod flags;
@@ -39,7 +42,7 @@ pub mod session;
 mod slab;
 pub mod stats;
 mod sys;
-#[cfg(CONFIG_KUNIT)]
+#[cfg(rslab_kunit)]
 mod tests;
 pub mod uapi;
 
@@ -52,11 +55,11 @@ module! {
     params: {
         warm: usize {
             default: 0,
-            description: "Objects to allocate from each kmalloc class at load and hold until unload (for demos)",
+            description: "Objects to allocate from each kmalloc class at load and hold until unload (for demos; 0 to 1024)",
         },
         demo_pools: usize {
             default: 0,
-            description: "If not 0, create three demo pools (cache, kmalloc and pages backends) of this min_nr",
+            description: "If not 0, create three demo pools (cache, kmalloc and pages backends) of this min_nr (up to 65536)",
         },
         max_objects: usize {
             default: 65536,
@@ -80,10 +83,10 @@ module! {
 /// the held objects, the size classes, and last the registry (destroying
 /// every pool, then every cache).
 pub struct Rslab {
-    _device: Pin<KBox<Device>>,
-    _files: KVec<Pin<KBox<File<Arc<Registry>>>>>,
-    _bench: Pin<KBox<File<Arc<bench::Bench>>>>,
-    warm: KVec<NonNull<u8>>,
+    _device: Option<Pin<KBox<Device>>>,
+    _files: KVec<File<Arc<Registry>>>,
+    _bench: File<Arc<bench::Bench>>,
+    warm: KVVec<NonNull<u8>>,
     kmalloc: Arc<Kmalloc>,
     registry: Arc<Registry>,
 }
@@ -96,12 +99,12 @@ unsafe impl Sync for Rslab {}
 
 impl kernel::Module for Rslab {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let registry = Arc::pin_init(Registry::new(), GFP_KERNEL)?;
+        let registry = Arc::pin_init(Registry::new()?, GFP_KERNEL)?;
         let kmalloc = Arc::pin_init(
             Kmalloc::new(|name, size| registry.create(name, size, 8, CacheFlags::NONE, None)),
             GFP_KERNEL,
         )?;
-        let mut files = KVec::with_capacity(2, GFP_KERNEL)?;
+        let mut files = KVec::with_capacity(3, GFP_KERNEL)?;
         let root = registry.root();
         let slabinfo = &|r: &Arc<Registry>, f: &mut kernel::fmt::Formatter<'_>| r.write_slabinfo(f);
         let poolinfo = &|r: &Arc<Registry>, f: &mut kernel::fmt::Formatter<'_>| r.write_poolinfo(f);
@@ -109,6 +112,11 @@ impl kernel::Module for Rslab {
         registry::push_file(&mut files, slabinfo_file)?;
         let poolinfo_file = root.read_callback_file(c"poolinfo", registry.clone(), poolinfo);
         registry::push_file(&mut files, poolinfo_file)?;
+        let reports = &|_: &Arc<Registry>, f: &mut kernel::fmt::Formatter<'_>| {
+            writeln!(f, "{}", debug::REPORTS.load(Relaxed))
+        };
+        let reports_file = root.read_callback_file(c"reports", registry.clone(), reports);
+        registry::push_file(&mut files, reports_file)?;
         let limits = quota::Limits {
             objects: module_parameters::max_objects.value(),
             bytes: module_parameters::max_bytes.value(),
@@ -119,16 +127,20 @@ impl kernel::Module for Rslab {
             kmalloc: kmalloc.clone(),
             quota: quota::Global::new(limits)?,
         };
+        let shared = Arc::new(shared, GFP_KERNEL)?;
         let mut state = Rslab {
-            _device: Device::new(Arc::new(shared, GFP_KERNEL)?)?,
+            _device: None,
             _files: files,
             _bench: bench::Bench::file(root, kmalloc.clone())?,
-            warm: KVec::new(),
+            warm: KVVec::new(),
             kmalloc,
             registry,
         };
         state.warm_up(module_parameters::warm.value())?;
         state.demo_pools(module_parameters::demo_pools.value())?;
+        // Last, once nothing else can fail: from here on user space can open
+        // the device, so a failed init never leaves a file behind.
+        state._device = Some(Device::new(shared)?);
         pr_info!(
             "loaded: {} kmalloc classes, {} objects held\n",
             kmalloc::SIZE_CLASSES.len(),
@@ -138,11 +150,19 @@ impl kernel::Module for Rslab {
     }
 }
 
+/// The most objects of each kmalloc class that `warm` may hold (8 MiB of
+/// the largest class).
+const MAX_WARM: usize = 1024;
+
 impl Rslab {
     /// Creates the demo pools, one per backend kind, if `min_nr` is not 0.
     fn demo_pools(&self, min_nr: usize) -> Result {
         if min_nr == 0 {
             return Ok(());
+        }
+        if min_nr > mempool::MAX_MIN_NR {
+            pr_err!("demo_pools={min_nr}: at most {}\n", mempool::MAX_MIN_NR);
+            return Err(EINVAL);
         }
         let kmalloc_256 = self.kmalloc.caches()[kmalloc::size_class(256).ok_or(EINVAL)?].clone();
         let backends = [
@@ -159,8 +179,14 @@ impl Rslab {
         Ok(())
     }
 
-    /// Allocates `n` objects of each size class and holds them.
+    /// Allocates `n` objects of each size class and holds them; `EINVAL`
+    /// above [`MAX_WARM`].
     fn warm_up(&mut self, n: usize) -> Result {
+        if n > MAX_WARM {
+            pr_err!("warm={n}: at most {MAX_WARM} objects per class\n");
+            return Err(EINVAL);
+        }
+        self.warm.reserve(n * kmalloc::SIZE_CLASSES.len(), GFP_KERNEL)?;
         for size in kmalloc::SIZE_CLASSES {
             for _ in 0..n {
                 let obj = self.kmalloc.alloc(size, GFP_KERNEL)?;

@@ -58,12 +58,27 @@ fn object_size(size: u32) -> Result<usize> {
     Ok(size as usize)
 }
 
-/// The name in a name field: `[A-Za-z0-9_.-]`, 1 to 31 bytes, then NUL.
+/// The name in a name field: `[A-Za-z0-9_.-]`, 1 to 31 bytes, then NUL,
+/// and not `.` or `..` (it names a debugfs directory).
 fn name(field: &[u8; uapi::NAME_LEN]) -> Result<&CStr> {
     let len = field.iter().position(|&b| b == 0).ok_or(EINVAL)?;
     let ok = |b: &u8| b.is_ascii_alphanumeric() || b"_.-".contains(b);
-    ensure(len > 0 && field[..len].iter().all(ok))?;
+    let dots = matches!(&field[..len], b"." | b"..");
+    ensure(len > 0 && !dots && field[..len].iter().all(ok))?;
     CStr::from_bytes_with_nul(&field[..=len]).map_err(|_| EINVAL)
+}
+
+/// A pool's `min_nr` if it is 1 to [`uapi::MAX_POOL_MIN_NR`].
+fn pool_min_nr(min_nr: u32) -> Result<usize> {
+    ensure((1..=uapi::MAX_POOL_MIN_NR).contains(&min_nr))?;
+    Ok(min_nr as usize)
+}
+
+/// What a reserve of `min_nr` elements of `backend` is charged: every
+/// element's real footprint. Cannot overflow: both factors are bounded
+/// (at most 2^20 + 8 bytes times 2^16).
+fn reserve_bytes(backend: &Backend, min_nr: usize) -> usize {
+    backend.footprint().saturating_mul(min_nr)
 }
 
 /// `offset..offset + len` if it lies within `size` bytes.
@@ -320,15 +335,15 @@ impl Session {
     pub fn pool_create(&self, mut arg: Arg<PoolCreate>) -> Result {
         let req = arg.req;
         check_flags(req.flags, 0)?;
-        ensure(req.min_nr > 0)?;
+        let min_nr = pool_min_nr(req.min_nr)?;
         let name = name(&req.name)?;
         let mut table = self.table.lock();
         let backend = self.backend(&mut table, &req)?;
         let cache = (req.backend == uapi::BACKEND_CACHE).then_some(req.cache);
-        let bytes = backend.element_size() * req.min_nr as usize;
+        let bytes = reserve_bytes(&backend, min_nr);
         let registry = &self.shared.registry;
         let made = self.account.charge(bytes).and_then(|charge| {
-            let pool = registry.create_pool(name, req.min_nr as usize, backend)?;
+            let pool = registry.create_pool(name, min_nr, backend)?;
             // Reserved only now, so that a refused name does not use a handle.
             let reported = table.reserve().and_then(|slot| {
                 arg.req.id = slot.id();
@@ -361,13 +376,14 @@ impl Session {
     pub fn pool_resize(&self, arg: Arg<PoolResize>) -> Result {
         let req = arg.req;
         check_flags(req.flags, 0)?;
-        ensure(req.reserved == 0 && req.min_nr > 0)?;
+        ensure(req.reserved == 0)?;
+        let min_nr = pool_min_nr(req.min_nr)?;
         let mut table = self.table.lock();
         let (pool, charge) = table.pool_mut(req.id)?;
-        let bytes = pool.backend().element_size() * req.min_nr as usize;
+        let bytes = reserve_bytes(pool.backend(), min_nr);
         let old = charge.bytes();
         charge.resize(bytes)?;
-        pool.resize(req.min_nr as usize).inspect_err(|_| {
+        pool.resize(min_nr).inspect_err(|_| {
             // Cannot fail: back to what was charged before.
             let _ = charge.resize(old);
         })

@@ -303,7 +303,7 @@ impl Slab {
         self.freelist = if next.is_null() || self.index_of(p.layout, next).is_some() {
             next
         } else {
-            debug::report(p.name, "freelist corrupted", obj.as_ptr());
+            debug::report(p.name, fmt!("freelist corrupted"), obj.as_ptr());
             self.inuse = self.objects;
             ptr::null_mut()
         };

@@ -12,7 +12,31 @@ use core::ffi::c_void;
 use kernel::alloc::Flags;
 use kernel::bindings;
 
+/// The start of an rslab debugfs file: its callbacks, which the C side
+/// calls with the file (see `crate::debugfs`).
+#[repr(C)]
+pub(crate) struct DfsOps {
+    pub(crate) show: Option<unsafe extern "C" fn(*mut bindings::seq_file, *const DfsOps) -> i32>,
+    pub(crate) store: Option<unsafe extern "C" fn(*const DfsOps, *const c_void, usize) -> isize>,
+}
+
+// A `struct dentry` is opaque here (`*mut c_void`): rslab never looks inside.
 extern "C" {
+    pub(crate) fn rslab_dfs_file(
+        name: *const kernel::ffi::c_char,
+        mode: u16,
+        parent: *mut c_void,
+        file: *const DfsOps,
+    ) -> *mut c_void;
+    pub(crate) fn rslab_dfs_dir(
+        name: *const kernel::ffi::c_char,
+        parent: *mut c_void,
+    ) -> *mut c_void;
+    pub(crate) fn rslab_dfs_remove(dentry: *mut c_void);
+    fn rslab_report_in_kunit() -> bool;
+    fn rslab_report_ratelimit() -> bool;
+    fn rslab_report_stack();
+    fn rslab_report_taint();
     pub(crate) fn rslab_pcpu_alloc(size: usize) -> *mut c_void;
     pub(crate) fn rslab_pcpu_free(p: *mut c_void);
     pub(crate) fn rslab_pcpu_lock(p: *mut c_void, flags: *mut usize) -> *mut c_void;
@@ -34,13 +58,16 @@ extern "C" {
     pub(crate) fn rslab_waitq_prepare(
         wq: *mut bindings::wait_queue_head,
         entry: *mut bindings::wait_queue_entry,
+        killable: bool,
     );
+    fn rslab_fatal_signal_pending() -> bool;
     pub(crate) fn rslab_waitq_sleep(
         wq: *mut bindings::wait_queue_head,
         entry: *mut bindings::wait_queue_entry,
         ms: u32,
     ) -> bool;
     pub(crate) fn rslab_waitq_wake(wq: *mut bindings::wait_queue_head);
+    fn rslab_gfp_mempool_adjust(gfp: bindings::gfp_t) -> bindings::gfp_t;
     fn rslab_gfp_mempool_first(gfp: bindings::gfp_t) -> bindings::gfp_t;
     pub(crate) fn rslab_bench_threads(
         f: unsafe extern "C" fn(*mut c_void, u32),
@@ -56,6 +83,31 @@ extern "C" {
         buf: *mut u8,
         len: usize,
     ) -> isize;
+}
+
+/// Whether the caller is a KUnit test (whose reports are counted, not
+/// printed).
+pub(crate) fn report_in_kunit() -> bool {
+    // SAFETY: Reads `current`; callable in any context.
+    unsafe { rslab_report_in_kunit() }
+}
+
+/// Whether a report may be printed now (the rate limit of all reports).
+pub(crate) fn report_ratelimit() -> bool {
+    // SAFETY: `__ratelimit` on the helper's own state; any context.
+    unsafe { rslab_report_ratelimit() }
+}
+
+/// Dumps the caller's stack into the kernel log.
+pub(crate) fn report_stack() {
+    // SAFETY: `dump_stack` may be called in any context.
+    unsafe { rslab_report_stack() }
+}
+
+/// Taints the kernel `TAINT_BAD_PAGE`, as SLUB does after a report.
+pub(crate) fn report_taint() {
+    // SAFETY: `add_taint` may be called in any context.
+    unsafe { rslab_report_taint() }
 }
 
 /// The size of a page.
@@ -117,6 +169,19 @@ pub(crate) fn gfp_bits(flags: Flags) -> bindings::gfp_t {
 pub(crate) fn gfp_opportunistic(gfp: bindings::gfp_t) -> bindings::gfp_t {
     // SAFETY: Pure computation on the flags.
     unsafe { rslab_gfp_opportunistic(gfp) }
+}
+
+/// Whether the current task has a fatal signal pending.
+pub(crate) fn fatal_signal_pending() -> bool {
+    // SAFETY: Reads `current`'s pending signals.
+    unsafe { rslab_fatal_signal_pending() }
+}
+
+/// `mempool_alloc()`'s flags for every backend attempt
+/// (`mempool_adjust_gfp()`).
+pub(crate) fn gfp_mempool_adjust(gfp: bindings::gfp_t) -> bindings::gfp_t {
+    // SAFETY: Pure computation on the flags.
+    unsafe { rslab_gfp_mempool_adjust(gfp) }
 }
 
 /// `mempool_alloc()`'s flags for its first, cheap backend attempt.

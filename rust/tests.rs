@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! KUnit tests of rslab, run when the module loads (before its init).
+//! KUnit tests of rslab, built only into rslab_kunit.ko (see `Kbuild`) and
+//! run when that module loads (before its init).
 //!
 //! Each test makes its own caches, so they do not depend on the module's
 //! state; deliberate misuse (writes after free, double frees) is confined to
@@ -77,6 +78,20 @@ mod layout_tests {
     }
 
     #[test]
+    fn the_free_pointer_never_overlaps_a_red_zone() -> Result {
+        // A 4-byte object: red zone [4, 16), free pointer after it, at 16.
+        let l = Layout::new(4, 8, CacheFlags::RED_ZONE, false, 2)?;
+        assert_eq!((l.red_zone_end, l.free_offset, l.size), (16, 16, 24));
+        for size in 1..=256 {
+            let l = Layout::new(size, 8, CacheFlags::RED_ZONE, false, 2)?;
+            let pointer = l.free_offset..l.free_offset + 8;
+            assert!(pointer.end <= size || pointer.start >= l.red_zone_end);
+            assert!(pointer.end <= l.size);
+        }
+        Ok(())
+    }
+
+    #[test]
     fn hwcache_align_rounds_to_a_fitting_line_fraction() -> Result {
         let hw = CacheFlags::HWCACHE_ALIGN;
         assert_eq!(Layout::new(20, 8, hw, false, 2)?.align, 32);
@@ -117,6 +132,31 @@ mod cache_tests {
             // SAFETY: Every object came from `cache` and is freed once.
             unsafe { cache.free(obj) };
         }
+    }
+
+    /// Every size from 1 to 256 bytes and a sample up to 8 KiB, under every
+    /// set of flags: objects filled to their last byte, freed and reused,
+    /// with not one report (a free pointer overlapping a red zone, say).
+    #[test]
+    fn every_size_and_flag_set_is_clean() -> Result {
+        let before = reports();
+        let sample = [264, 500, 1000, 1024, 2000, 3000, 4096, 6000, 8192];
+        for size in Iterator::chain(1..=256, sample) {
+            for bits in 0..16 {
+                let cache = cache(c"rslab_test_sizes", size, CacheFlags::from_abi(bits))?;
+                let mut objs = alloc_n(&cache, 3)?;
+                for obj in objs.iter() {
+                    // SAFETY: A live object of `size` bytes, only ours.
+                    unsafe { obj.as_ptr().write_bytes(0x5a, size) };
+                }
+                free_all(&cache, &mut objs);
+                let mut reused = alloc_n(&cache, 3)?;
+                free_all(&cache, &mut reused);
+                assert_eq!(Cache::destroy(cache), Some(0));
+            }
+        }
+        assert_eq!(reports(), before);
+        Ok(())
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub const MAX_OBJECT_SIZE: u32 = 1 << 20;
 /// The largest page order of a pages-backed pool (`MAX_OBJECT_SIZE` bytes).
 pub const MAX_POOL_ORDER: u32 = 8;
 
+/// The largest `min_nr` of a pool (a reserve array of 512 KiB).
+pub const MAX_POOL_MIN_NR: u32 = 1 << 16;
+
 /// The handle that stands for rslab's kmalloc in [`ObjAlloc::source`].
 pub const KMALLOC: u64 = 0;
 

@@ -29,6 +29,10 @@ pub struct StressArgs {
     /// How long to run, in seconds.
     #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
+    /// Stop each thread after this many operations, if that comes before
+    /// `--seconds`: with one thread and a seed, the same calls every run.
+    #[arg(long)]
+    pub ops: Option<u64>,
     /// The random seed (thread `t` uses `seed + t`).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -319,9 +323,10 @@ impl Worker {
         }
     }
 
-    /// Runs until `deadline`, then verifies and frees everything.
-    fn run(mut self, deadline: Instant) -> Tally {
-        while Instant::now() < deadline {
+    /// Runs until `deadline` or for `ops` operations, whichever comes
+    /// first, then verifies and frees everything.
+    fn run(mut self, deadline: Instant, ops: u64) -> Tally {
+        while Instant::now() < deadline && self.tally.ops < ops {
             self.step();
         }
         while !self.live.is_empty() {
@@ -341,9 +346,9 @@ fn expected(l: &Live) -> Vec<u8> {
     }
 }
 
-fn worker(path: &Path, seed: u64, deadline: Instant, max_live: usize) -> Res<Tally> {
-    match Worker::new(path, seed, max_live) {
-        Ok(w) => Ok(w.run(deadline)),
+fn worker(path: &Path, seed: u64, args: &StressArgs, deadline: Instant) -> Res<Tally> {
+    match Worker::new(path, seed, args.max_live) {
+        Ok(w) => Ok(w.run(deadline, args.ops.unwrap_or(u64::MAX))),
         Err(e) => {
             eprintln!("stress: setup: {e:#}");
             Err(Errno::EIO)
@@ -360,7 +365,7 @@ pub fn run(path: &Path, args: &StressArgs, json: bool) -> Result<bool> {
     let start = Instant::now();
     let results: Vec<Res<Tally>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads as u64)
-            .map(|t| s.spawn(move || worker(path, args.seed + t, deadline, args.max_live)))
+            .map(|t| s.spawn(move || worker(path, args.seed + t, args, deadline)))
             .collect();
         handles
             .into_iter()
@@ -377,12 +382,13 @@ pub fn run(path: &Path, args: &StressArgs, json: bool) -> Result<bool> {
     }
     let secs = start.elapsed().as_secs_f64();
     if json {
-        let v = serde_json::json!({"threads": threads, "seconds": secs, "failed_threads": failed_threads, "tally": total});
+        let v = serde_json::json!({"seed": args.seed, "threads": threads, "seconds": secs, "failed_threads": failed_threads, "tally": total});
         println!("{v}");
     } else {
         println!(
-            "stress: {threads} threads, {secs:.1} s: {} ops ({:.0}/s), {} allocs, {} frees, \
+            "stress: seed {}, {threads} threads, {secs:.1} s: {} ops ({:.0}/s), {} allocs, {} frees, \
              {} bytes verified, {} mismatches, {} refused, {} errors, {failed_threads} failed threads",
+            args.seed,
             total.ops,
             total.ops as f64 / secs,
             total.allocs,

@@ -240,6 +240,9 @@ EOF
 }
 
 
+# A pool element is charged its real footprint: its pages (or slot) plus
+# its pointer in the reserve array (8 bytes), so pages:1 with min_nr 1 is
+# 8200 bytes, next to the two 64-byte objects.
 test_quotas() {
 	rmmod rslab || return 1
 	test_load max_objects=4 max_bytes=16384 max_total_bytes=24576 || return 1
@@ -260,7 +263,7 @@ free 5
 pool-create dev-qp pages:1 --min-nr 1
 pool-resize 6 4 --expect EDQUOT
 sh $DFS pool dev-qp min_nr 1
-sh $DFS device bytes 8320
+sh $DFS device bytes 8328
 EOF
 	local rc=$?
 	nothing_owned && rmmod rslab && test_load && [ $rc -eq 0 ]

@@ -14,15 +14,18 @@ source "$(dirname "$0")/ktap_helpers.sh"
 TAINT_OOT_MODULE=$((1 << 12))
 TAINT_TEST=$((1 << 18))
 
-# reports: the report lines of a kernel log on stdin, each as "N: line".
-# The stack dump of an allocation-failure warning (warn_alloc(): "page
-# allocation failure", "vmalloc error") is not a report: fault.sh makes
-# allocations fail on purpose, and some paths may warn when they do.
+# reports: the report lines of a kernel log on stdin (kmsg_since's format,
+# one record a line), each as "N: line". The stack dump of an allocation-
+# failure warning (warn_alloc(): "page allocation failure", "vmalloc
+# error") is not a report: fault.sh makes allocations fail on purpose, and
+# some paths may warn when they do. Only that dump is skipped: it ends at
+# its "</TASK>", or at the first record that is not part of a dump, so a
+# report that follows is judged whatever it is.
 reports() {
 	awk -v re="$RSLAB_REPORT_RE" '
-		/page allocation failure|vmalloc error:|SLUB: Unable to allocate memory/ { alloc = 1 }
-		alloc && /Call Trace:/ { next }
-		/<\/TASK>/ { alloc = 0 }
+		/page allocation failure|vmalloc error:|SLUB: Unable to allocate memory/ { alloc = 1; next }
+		alloc && !/^<[0-7]>(CPU: |Hardware name: |Call Trace:|Workqueue: | )/ { alloc = 0 }
+		alloc { if (/<\/TASK>/) alloc = 0; next }
 		$0 ~ re { print NR ": " $0 }'
 }
 
@@ -49,11 +52,24 @@ test_taint() {
 	[ $(((taint & ~start) & ~(TAINT_OOT_MODULE | TAINT_TEST))) -eq 0 ]
 }
 
+# Lockdep turns itself off for good after its first report, or when
+# anything taints the kernel with LOCKDEP_NOW_UNRELIABLE (a KASAN report
+# does): the suite must end with it as on as it started, or its silence
+# means nothing. (RSLAB_SUITE_DEBUG_LOCKS is the value at the start.)
+test_debug_locks() {
+	local now start=${RSLAB_SUITE_DEBUG_LOCKS:-}
+	now=$(debug_locks)
+	[ -n "$now" ] || { echo "no lockdep in this kernel"; return $KSFT_SKIP; }
+	echo "debug_locks=$now at the end, ${start:-?} at the start"
+	[ "$now" = "$start" ]
+}
+
 test_kmemleak() { kmemleak_scan; }
 
 ktap_header
-ktap_plan 3
+ktap_plan 4
 ktap_test "kmemleak finds no leak since the suite started" test_kmemleak
+ktap_test "lockdep is still on (debug_locks as at the start)" test_debug_locks
 ktap_test "no BUG/WARNING/Oops/sanitizer report in the kernel log" test_no_reports
 ktap_test "the suite added no taint but out-of-tree (O) and KUnit test (N)" test_taint
 ktap_finished

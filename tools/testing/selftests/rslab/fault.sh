@@ -9,6 +9,11 @@
 # nothing else can be allocated, and nothing may leak. The kernel's fault
 # injection exists only in the debug flavour; on the default kernel those
 # cases are skipped. Runs inside the VM as root; prints KTAP.
+#
+# Reproducible: the fail-nth sweep and the every-Nth-call stress are
+# deterministic. The random campaign prints its seed; RSLAB_FAULT_SEED=S
+# replays its workload (the kernel's own coin, at 10%, takes no seed: the
+# every-Nth-call case is its deterministic twin).
 
 source "$(dirname "$0")/ktap_helpers.sh"
 
@@ -16,9 +21,11 @@ KO=$RSLAB_MODDIR/rust/rslab.ko
 D=/sys/kernel/debug/rslab
 T=$RSLAB_TREE/tools/rslabctl/target/release/rslabctl
 DFS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_dfs
+FAILNTH=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_failnth
 export DFS D
 N=4000
 MIN_NR=4
+SEED=${RSLAB_FAULT_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 
 # repeat N LINE: LINE, N times.
 repeat() { local i; for ((i = 0; i < $1; i++)); do echo "$2"; done; }
@@ -132,7 +139,8 @@ test_load() {
 test_knob_10() { alloc_run "sh echo 10 > \$D/fi-c/fail_percent" 1; }
 test_knob_100() { pools_run "$KNOBS_100"; }
 
-# The kernel's fault injection, armed only around the batch.
+# kernel_fail TYPES PERCENT COMMAND...: the kernel's fault injection TYPES
+# failing PERCENT% of rslab's calls, armed only around COMMAND.
 kernel_fail() {
 	local types=$1 percent=$2 t
 	shift 2
@@ -143,6 +151,14 @@ kernel_fail() {
 	return $rc
 }
 
+# kernel_fail_every N TYPES COMMAND...: as kernel_fail, failing every Nth
+# call instead of at random.
+kernel_fail_every() {
+	local n=$1
+	shift
+	FAIL_INTERVAL=$n kernel_fail "$1" 100 "${@:2}"
+}
+
 test_page_alloc_10() { kernel_fail fail_page_alloc 10 alloc_run "" 0 as_failing_task; }
 # Armed at 0% so that the pools are made while nothing fails; the batch
 # turns it up to 100% after that.
@@ -150,16 +166,37 @@ test_page_alloc_100() {
 	kernel_fail fail_page_alloc 0 pools_run "sh echo 100 > /sys/kernel/debug/fail_page_alloc/probability" as_failing_task
 }
 
-test_failslab_stress() {
-	local out
-	out=$(kernel_fail "fail_page_alloc failslab" 10 as_failing_task "$T" stress --seconds 10 --seed 7 --json)
-	local rc=$?
+# stress_refused [WRAPPER...] -- STRESS_ARGS...: rslabctl stress, which
+# must see refusals (ENOMEM) and nothing else go wrong, and leave nothing.
+stress_refused() {
+	local out rc
+	out=$("$@" --json)
+	rc=$?
 	echo "$out"
 	[ $rc -eq 0 ] || return 1
 	grep -q '"mismatches":0' <<< "$out" && grep -q '"errors":0' <<< "$out" &&
 		! grep -q '"refused":0[,}]' <<< "$out" || { echo "expected refusals and nothing else"; return 1; }
 	nothing_left
 }
+
+# Random: the kernel's 10% coin, with a seeded workload on every CPU.
+test_failslab_stress() {
+	echo "seed $SEED (replay the workload: RSLAB_FAULT_SEED=$SEED)"
+	kernel_fail "fail_page_alloc failslab" 10 \
+		stress_refused as_failing_task "$T" stress --seconds 5 --seed "$SEED"
+}
+
+# Deterministic: every 101st allocation with rslab on the stack fails, for
+# one thread on CPU 0 that makes a fixed sequence of calls. (Rarer than
+# the set-up of a pool's 8 elements, which is retried until it succeeds.)
+test_failslab_every_nth() {
+	kernel_fail_every 101 "fail_page_alloc failslab" \
+		stress_refused as_failing_task taskset -c 0 "$T" stress --threads 1 --ops 3000 --seed 11
+}
+
+# Deterministic: each allocation site of each device call fails once, in
+# turn (the kernel's fail-nth); only ENOMEM, nothing changed, nothing left.
+test_fail_nth() { kernel_fail "fail_page_alloc failslab" 0 "$FAILNTH"; }
 
 test_no_leak() {
 	rmmod rslab || return 1
@@ -177,12 +214,14 @@ kernel_case() {
 }
 
 ktap_header
-ktap_plan 7
+ktap_plan 9
 ktap_test "insmod rslab.ko" test_load
 ktap_test "rslab knob 10%: only ENOMEM, counters match the tool exactly" test_knob_10
 ktap_test "rslab knobs 100%: each pool serves exactly min_nr, then ENOMEM" test_knob_100
 kernel_case "fail_page_alloc 10% (this task, rslab on the stack): only ENOMEM, counters match" test_page_alloc_10
 kernel_case "fail_page_alloc 100%: each pool serves exactly min_nr, then ENOMEM" test_page_alloc_100
-kernel_case "fail_page_alloc+failslab 10%: 10 s stress, only ENOMEM refusals, no mismatch" test_failslab_stress
+kernel_case "fail-nth: every allocation site of every device call fails once: ENOMEM, nothing changed or left" test_fail_nth
+kernel_case "fail_page_alloc+failslab every 101st call: 3000-op stress, only ENOMEM refusals, no mismatch" test_failslab_every_nth
+kernel_case "fail_page_alloc+failslab 10%: 5 s stress (seed $SEED), only ENOMEM refusals, no mismatch" test_failslab_stress
 ktap_test "rmmod; kmemleak finds nothing" test_no_leak
 ktap_finished

@@ -16,7 +16,7 @@ KTAP_PLAN=0
 # Lines of the kernel log that mean something went wrong in the kernel.
 # (kmemleak's own notes, such as "Cannot allocate a scan area" when fault
 # injection hits it, are not reports; its leak report is.)
-RSLAB_REPORT_RE='BUG:|WARNING:|KASAN:|UBSAN:|Oops|general protection fault|Call Trace:|possible circular locking|possible recursive locking|sleeping function called from invalid context|Invalid wait context|kmemleak: .*suspected memory leak|Kernel panic'
+RSLAB_REPORT_RE='BUG:|WARNING:|KASAN:|UBSAN:|Oops|general protection fault|Call Trace:|possible circular locking|possible recursive locking|sleeping function called from invalid context|Invalid wait context|kmemleak: .*suspected memory leak|Kernel panic|INFO: task .* blocked for more than|rcu: INFO:|detected stalls? on CPU|soft lockup|hard LOCKUP|list_(add|del) corruption|refcount_t: |kernel BUG at'
 
 # The directory of the repository, as the guest sees it (read-only).
 RSLAB_TREE=${RSLAB_TREE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../.." && pwd)}
@@ -44,18 +44,27 @@ ktap_skip() {
 	KTAP_TESTNO=$((KTAP_TESTNO + 1)) KTAP_CNT_SKIP=$((KTAP_CNT_SKIP + 1))
 }
 
-# ktap_test DESCRIPTION COMMAND...: one test case, passing if COMMAND does.
+# The exit status of a test that could not run here (kselftest's ksft_skip).
+KSFT_SKIP=4
+
+# ktap_test DESCRIPTION COMMAND...: one test case, passing if COMMAND does,
+# skipped if it returns KSFT_SKIP (its last line of output says why).
 # COMMAND explains a failure on stdout; those lines become KTAP diagnostics.
 ktap_test() {
-	local desc=$1 out rc
+	local desc=$1 out rc why
 	shift
 	# Not in a subshell: a test may set variables for the ones after it.
 	out=$(mktemp)
 	"$@" > "$out" 2>&1
 	rc=$?
 	sed 's/^/# /' "$out"
+	why=$(tail -n 1 "$out")
 	rm -f "$out"
-	if [ $rc -eq 0 ]; then ktap_pass "$desc"; else ktap_fail "$desc"; fi
+	case $rc in
+	0) ktap_pass "$desc" ;;
+	"$KSFT_SKIP") ktap_skip "$desc" "${why:-not supported here}" ;;
+	*) ktap_fail "$desc" ;;
+	esac
 }
 
 # ktap_finished: totals, then exit 0 only if every planned test ran and passed.
@@ -131,10 +140,10 @@ have_kmemleak() { [ -w "$KMEMLEAK" ]; }
 # kmemleak_scan: scan for leaks and print any suspects; fails if there are
 # any. kmemleak never reports an object younger than 5 s, and reports one
 # only once its contents stayed the same across two scans, hence the wait
-# and the second scan. Without kmemleak it says so and succeeds: the default
-# kernel has none, and the debug run is the one that judges leaks.
+# and the second scan. Without kmemleak (the default kernel) it says so and
+# returns KSFT_SKIP: the debug run is the one that judges leaks.
 kmemleak_scan() {
-	have_kmemleak || { echo "kmemleak: not in this kernel"; return 0; }
+	have_kmemleak || { echo "no kmemleak in this kernel"; return $KSFT_SKIP; }
 	sleep 6
 	echo scan > "$KMEMLEAK" && echo scan > "$KMEMLEAK" || { echo "kmemleak: scan failed"; return 1; }
 	local found
@@ -144,6 +153,10 @@ kmemleak_scan() {
 	head -n 60 <<< "$found"
 	return 1
 }
+
+# debug_locks: lockdep's debug_locks (1 while it still checks), or nothing
+# on a kernel without lockdep.
+debug_locks() { awk '$1 == "debug_locks:" { print $2 }' /proc/lockdep_stats 2>/dev/null; }
 
 # kmemleak_forget: mark every current suspect as seen (kmemleak's "clear"),
 # so that a later kmemleak_scan reports only what leaked after this point.
@@ -161,7 +174,9 @@ module_text() {
 # (fail_page_alloc or failslab) fail PERCENT% of the calls made by tasks
 # with /proc/PID/make-it-fail set (see as_failing_task) and with MODULE's
 # code on their stack, sleeping allocations included, silently (the test
-# counts the failures itself).
+# counts the failures itself). With FAIL_INTERVAL=N, only every Nth such
+# call is a candidate (so at 100%, exactly every Nth fails). The same stack
+# filter decides which calls /proc/PID/fail-nth counts.
 fail_arm() {
 	local d=/sys/kernel/debug/$1 range
 	[ -d "$d" ] || { echo "no $d in this kernel"; return 1; }
@@ -171,7 +186,7 @@ fail_arm() {
 	echo Y > "$d/task-filter"
 	echo N > "$d/ignore-gfp-wait"
 	echo 0 > "$d/verbose"
-	echo 1 > "$d/interval"
+	echo "${FAIL_INTERVAL:-1}" > "$d/interval"
 	echo -1 > "$d/times"
 	echo 0 > "$d/space"
 	echo 32 > "$d/stacktrace-depth"

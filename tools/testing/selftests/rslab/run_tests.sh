@@ -3,8 +3,8 @@
 #
 # Runs the rslab selftests inside the VM, kselftest style: one KTAP document
 # whose test cases are the test scripts, each script's own KTAP nested below
-# it, and a last line "N passed, N failed" that counts the individual test
-# cases of all scripts. Exits non-zero if any case failed.
+# it, and a last line "N passed, N failed, N skipped" that counts the
+# individual test cases of all scripts. Exits non-zero if any case failed.
 #
 # Usage: run_tests.sh [SCRIPT]...   (default: all, dmesg_clean.sh last)
 #
@@ -37,8 +37,11 @@ if have_kmemleak; then
 	kmemleak_forget
 fi
 dmesg | grep -E "$RSLAB_REPORT_RE" | sed 's/^/pre-existing: /' | while IFS= read -r l; do ktap_msg "$l"; done
+[ "$(debug_locks)" != 0 ] ||
+	ktap_msg "pre-existing: lockdep was turned off before the suite (debug_locks 0, see the reports above): this run cannot judge locking"
 kmsg_mark
 export RSLAB_SUITE_MARK=$KMSG_MARK RSLAB_SUITE_TAINT=$(cat /proc/sys/kernel/tainted)
+export RSLAB_SUITE_DEBUG_LOCKS=$(debug_locks)
 
 for t in "${TESTS[@]}"; do
 	ktap_msg "selftests: rslab: $t"
@@ -62,6 +65,5 @@ for t in "${TESTS[@]}"; do
 done
 
 echo "# Totals: pass:$KTAP_CNT_PASS fail:$KTAP_CNT_FAIL xfail:0 xpass:0 skip:0 error:0"
-[ $skipped -eq 0 ] || ktap_msg "$skipped test cases skipped"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ $failed -eq 0 ]
