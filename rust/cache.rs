@@ -20,6 +20,7 @@
 use crate::debug;
 use crate::fault::FaultInject;
 use crate::flags::CacheFlags;
+use crate::hotplug::Instance;
 use crate::layout::Layout;
 use crate::node::{Detached, Node};
 use crate::percpu::PerCpu;
@@ -97,6 +98,7 @@ pub struct Cache {
     cpus: PerCpu<Sheaf, CpuShared>,
     events: Counters,
     fault: FaultInject,
+    cpuhp: Instance,
 }
 
 impl Cache {
@@ -150,8 +152,39 @@ impl Cache {
             cpus: PerCpu::new()?,
             events: Counters::default(),
             fault: FaultInject::default(),
+            cpuhp: Instance::new(),
         };
-        Ok(Arc::new(cache, GFP_KERNEL)?)
+        let cache = Arc::new(cache, GFP_KERNEL)?;
+        // SAFETY: The cache is in its `Arc` and never moves; its teardown
+        // removes the instance.
+        unsafe { cache.cpuhp.add() };
+        Ok(cache)
+    }
+
+    /// The cache whose hotplug instance has `node`.
+    ///
+    /// # Safety
+    ///
+    /// `node` must be the node of a live cache's `cpuhp` instance.
+    pub(crate) unsafe fn from_cpuhp_node<'a>(node: *mut bindings::hlist_node) -> &'a Self {
+        // The node is the instance's first field (`repr(C)`).
+        let instance = node.cast::<Instance>().cast_const();
+        // SAFETY: The caller's promise: `instance` is a live cache's field.
+        unsafe { &*kernel::container_of!(instance, Cache, cpuhp) }
+    }
+
+    /// Flushes dead CPU `cpu`'s sheaf to the slabs, as SLUB's
+    /// `slub_cpu_dead()`, so that a `shrink` can free its slabs.
+    ///
+    /// # Safety
+    ///
+    /// `cpu` must be dead (a CPU hotplug teardown).
+    pub(crate) unsafe fn flush_dead_cpu(&self, cpu: u32) {
+        // SAFETY: The caller's promise; a dead CPU is a possible one.
+        unsafe {
+            self.cpus
+                .with_dead(cpu, |sheaf, shared| self.flush(sheaf, shared, usize::MAX, false))
+        };
     }
 
     /// Destroys the cache if `this` is its last reference: flushes every
@@ -626,6 +659,8 @@ impl Cache {
     /// Flushes every sheaf, reports objects still allocated, and returns
     /// every page; the number of leaked objects. A second call finds nothing.
     fn teardown(&mut self) -> usize {
+        // First, so that no dead CPU's flush runs during the rest.
+        self.cpuhp.remove();
         let mut sheaves = KVec::<*mut u8>::new();
         self.cpus.for_each_local(|sheaf| {
             for &obj in &sheaf.objs[..sheaf.count] {

@@ -86,6 +86,22 @@ impl<L, S> PerCpu<L, S> {
         Some(unsafe { &(*sys::rslab_pcpu_ptr(self.ptr.as_ptr(), cpu).cast::<Slot<L, S>>()).shared })
     }
 
+    /// Runs `f` on dead CPU `cpu`'s `L` and `S`, without the local lock.
+    ///
+    /// # Safety
+    ///
+    /// `cpu` must be possible and dead (this is for a CPU hotplug teardown
+    /// callback, which runs once the CPU has stopped): no task or interrupt
+    /// can run there, so nothing else references its `L`.
+    pub(crate) unsafe fn with_dead<R>(&self, cpu: u32, f: impl FnOnce(&mut L, &S) -> R) -> R {
+        // SAFETY: `cpu` is possible (the caller's promise), so its slot
+        // exists for our lifetime.
+        let slot = unsafe { &*sys::rslab_pcpu_ptr(self.ptr.as_ptr(), cpu).cast::<Slot<L, S>>() };
+        // SAFETY: Only CPU `cpu` references its `L` (in `with`), and it is
+        // dead: this is the only reference.
+        f(unsafe { &mut *slot.local.get() }, &slot.shared)
+    }
+
     /// Every CPU's local part, for the owner's teardown, when no CPU can be
     /// using them any more.
     pub(crate) fn for_each_local(&mut self, mut f: impl FnMut(&mut L)) {

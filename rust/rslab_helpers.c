@@ -14,6 +14,7 @@
 #include <kunit/test-bug.h>
 #include <linux/completion.h>
 #include <linux/debugfs.h>
+#include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
 #include <linux/fs.h>
 #include <linux/gfp.h>
@@ -119,6 +120,32 @@ struct dentry *rslab_dfs_dir(const char *name, struct dentry *parent)
 void rslab_dfs_remove(struct dentry *dentry)
 {
 	debugfs_remove(dentry);
+}
+
+/*
+ * CPU hotplug (see rust/hotplug.rs): a dynamic multi-instance state in the
+ * PREPARE section, whose teardown runs on a control CPU once a CPU is dead,
+ * for each instance (each cache), as SLUB's slub_cpu_dead(). Returns the
+ * state (> 0) or an errno.
+ */
+int rslab_cpuhp_setup(int (*dead)(unsigned int cpu, struct hlist_node *node))
+{
+	return cpuhp_setup_state_multi(CPUHP_BP_PREPARE_DYN, "mm/rslab:dead", NULL, dead);
+}
+
+void rslab_cpuhp_remove(int state)
+{
+	cpuhp_remove_multi_state(state);
+}
+
+int rslab_cpuhp_add(int state, struct hlist_node *node)
+{
+	return cpuhp_state_add_instance_nocalls(state, node);
+}
+
+void rslab_cpuhp_del(int state, struct hlist_node *node)
+{
+	cpuhp_state_remove_instance_nocalls(state, node);
 }
 
 /*

@@ -21,6 +21,11 @@ struct dentry *rslab_dfs_file(const char *name, umode_t mode, struct dentry *par
 			      const struct rslab_dfs_ops *file);
 struct dentry *rslab_dfs_dir(const char *name, struct dentry *parent);
 void rslab_dfs_remove(struct dentry *dentry);
+struct hlist_node;
+int rslab_cpuhp_setup(int (*dead)(unsigned int cpu, struct hlist_node *node));
+void rslab_cpuhp_remove(int state);
+int rslab_cpuhp_add(int state, struct hlist_node *node);
+void rslab_cpuhp_del(int state, struct hlist_node *node);
 bool rslab_report_in_kunit(void);
 bool rslab_report_ratelimit(void);
 void rslab_report_stack(void);

@@ -30,6 +30,7 @@ pub mod device;
 pub mod fault;
 pub mod flags;
 pub mod handles;
+mod hotplug;
 pub mod kmalloc;
 pub mod layout;
 pub mod mempool;
@@ -79,9 +80,10 @@ module! {
 /// The module state.
 ///
 /// Fields drop in order: `/dev/rslab` first (no file can be open: each
-/// holds a module reference), the `slabinfo` and `poolinfo` files, then
-/// the held objects, the size classes, and last the registry (destroying
-/// every pool, then every cache).
+/// holds a module reference), the root's debugfs files, then the held
+/// objects, the size classes, the registry (destroying every pool, then
+/// every cache), and last the CPU hotplug state, which no cache uses any
+/// more.
 pub struct Rslab {
     _device: Option<Pin<KBox<Device>>>,
     _files: KVec<File<Arc<Registry>>>,
@@ -89,6 +91,7 @@ pub struct Rslab {
     warm: KVVec<NonNull<u8>>,
     kmalloc: Arc<Kmalloc>,
     registry: Arc<Registry>,
+    _hotplug: hotplug::Hotplug,
 }
 
 // SAFETY: The held pointers are objects of `kmalloc`, owned by the module
@@ -99,6 +102,8 @@ unsafe impl Sync for Rslab {}
 
 impl kernel::Module for Rslab {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        // Before any cache, so that every cache flushes a dead CPU's sheaf.
+        let hotplug = hotplug::Hotplug::register()?;
         let registry = Arc::pin_init(Registry::new()?, GFP_KERNEL)?;
         let kmalloc = Arc::pin_init(
             Kmalloc::new(|name, size| registry.create(name, size, 8, CacheFlags::NONE, None)),
@@ -135,6 +140,7 @@ impl kernel::Module for Rslab {
             warm: KVVec::new(),
             kmalloc,
             registry,
+            _hotplug: hotplug,
         };
         state.warm_up(module_parameters::warm.value())?;
         state.demo_pools(module_parameters::demo_pools.value())?;

@@ -33,6 +33,12 @@ extern "C" {
         parent: *mut c_void,
     ) -> *mut c_void;
     pub(crate) fn rslab_dfs_remove(dentry: *mut c_void);
+    pub(crate) fn rslab_cpuhp_setup(
+        dead: unsafe extern "C" fn(cpu: u32, node: *mut bindings::hlist_node) -> i32,
+    ) -> i32;
+    pub(crate) fn rslab_cpuhp_remove(state: i32);
+    pub(crate) fn rslab_cpuhp_add(state: i32, node: *mut bindings::hlist_node) -> i32;
+    pub(crate) fn rslab_cpuhp_del(state: i32, node: *mut bindings::hlist_node);
     fn rslab_report_in_kunit() -> bool;
     fn rslab_report_ratelimit() -> bool;
     fn rslab_report_stack();

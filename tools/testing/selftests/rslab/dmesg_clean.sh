@@ -29,6 +29,31 @@ reports() {
 		$0 ~ re { print NR ": " $0 }'
 }
 
+# The filter itself: each kind of report is caught, after an allocation-
+# failure dump too, and the dump alone is not.
+test_filter() {
+	local dump report n
+	dump=$'<4>rslabctl: page allocation failure: order:0, mode:0x400cc0\n<4>CPU: 1 UID: 0 PID: 9 Comm: rslabctl\n<4>Hardware name: QEMU\n<4>Call Trace:\n<4> <TASK>\n<4> dump_stack_lvl+0x1/0x2\n<4> </TASK>\n<4>Mem-Info:'
+	n=$(reports <<< "$dump" | wc -l)
+	[ "$n" -eq 0 ] || { echo "an allocation-failure dump was taken for a report"; reports <<< "$dump"; return 1; }
+	while IFS= read -r report; do
+		n=$(reports <<< "$dump"$'\n'"$report" | wc -l)
+		[ "$n" -ge 1 ] || { echo "not caught after an allocation failure: $report"; return 1; }
+	done <<'EOF2'
+<3>BUG kmalloc-64: red zone overwritten (write past the object)
+<3>BUG rslab_test_x (Tainted: G    B  O): double free
+<3>BUG: KASAN: slab-out-of-bounds in rslab_main
+<4>WARNING: CPU: 0 PID: 1 at mm/page_alloc.c:4700 __alloc_pages+0x1
+<3>INFO: task rslabctl:123 blocked for more than 60 seconds.
+<3>rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:
+<0>watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [rslabctl:1]
+<3>list_add corruption. prev->next should be next (ffff), but was 0000.
+<4>refcount_t: underflow; use-after-free.
+<3>UBSAN: array-index-out-of-bounds in rust/rslab_helpers.c:10:2
+<4>Call Trace:
+EOF2
+}
+
 test_no_reports() {
 	[ -n "${RSLAB_SUITE_MARK:-}" ] || { echo "RSLAB_SUITE_MARK is not set"; return 1; }
 	local log first
@@ -67,7 +92,8 @@ test_debug_locks() {
 test_kmemleak() { kmemleak_scan; }
 
 ktap_header
-ktap_plan 4
+ktap_plan 5
+ktap_test "the report filter catches every kind of report, not an allocation-failure dump" test_filter
 ktap_test "kmemleak finds no leak since the suite started" test_kmemleak
 ktap_test "lockdep is still on (debug_locks as at the start)" test_debug_locks
 ktap_test "no BUG/WARNING/Oops/sanitizer report in the kernel log" test_no_reports

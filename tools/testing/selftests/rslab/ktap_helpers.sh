@@ -13,10 +13,11 @@ KTAP_CNT_FAIL=0
 KTAP_CNT_SKIP=0
 KTAP_PLAN=0
 
-# Lines of the kernel log that mean something went wrong in the kernel.
+# Lines of the kernel log that mean something went wrong in the kernel,
+# rslab's own reports ("BUG <cache>: <what>", as SLUB's) included.
 # (kmemleak's own notes, such as "Cannot allocate a scan area" when fault
 # injection hits it, are not reports; its leak report is.)
-RSLAB_REPORT_RE='BUG:|WARNING:|KASAN:|UBSAN:|Oops|general protection fault|Call Trace:|possible circular locking|possible recursive locking|sleeping function called from invalid context|Invalid wait context|kmemleak: .*suspected memory leak|Kernel panic|INFO: task .* blocked for more than|rcu: INFO:|detected stalls? on CPU|soft lockup|hard LOCKUP|list_(add|del) corruption|refcount_t: |kernel BUG at'
+RSLAB_REPORT_RE='BUG:|BUG [^ ]+( \([^)]*\))?: |WARNING:|KASAN:|UBSAN:|Oops|general protection fault|Call Trace:|possible circular locking|possible recursive locking|sleeping function called from invalid context|Invalid wait context|kmemleak: .*suspected memory leak|Kernel panic|INFO: task .* blocked for more than|rcu: INFO:|detected stalls? on CPU|soft lockup|hard LOCKUP|list_(add|del) corruption|refcount_t: |kernel BUG at'
 
 # The directory of the repository, as the guest sees it (read-only).
 RSLAB_TREE=${RSLAB_TREE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../.." && pwd)}

@@ -5,9 +5,10 @@
 # each), allocating, writing, verifying and freeing across caches, pools
 # and kmalloc. It must end with no pattern mismatch and no error, and once
 # every file is closed and the kmalloc classes are shrunk, rslab must hold
-# no page at all. RSLAB_STRESS_SECONDS sets the length (default 10; `make
-# stress` runs 60 on the debug kernel). Runs inside the VM as root; prints
-# KTAP.
+# no page at all, CPU 1 having gone offline and back twice meanwhile (a
+# dead CPU's sheaves must go back to the slabs, as SLUB's slub_cpu_dead()
+# does). RSLAB_STRESS_SECONDS sets the length (default 10; `make stress`
+# runs 60 on the debug kernel). Runs inside the VM as root; prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
 
@@ -28,11 +29,30 @@ test_load() {
 	echo "pages held at load: $(pages_held)"
 }
 
+CPU1=/sys/devices/system/cpu/cpu1/online
+
+# cpu1 0|1: take CPU 1 offline or bring it back.
+cpu1() { echo "$1" > $CPU1; }
+
+# While the stress runs, CPU 1 goes offline and comes back twice: a dead
+# CPU's sheaves must go back to the slabs (checked after the stress, when
+# every page must be given back).
 test_stress() {
-	local out
-	out=$("$T" stress --seconds "$SECONDS_" --seed "${RSLAB_STRESS_SEED:-3}" --json)
+	local out toggles=0
+	[ -w $CPU1 ] || { echo "no CPU 1 to take offline"; return 1; }
+	"$T" stress --seconds "$SECONDS_" --seed "${RSLAB_STRESS_SEED:-3}" --json > /tmp/stress.out &
+	local pid=$! i
+	for i in 1 2; do
+		sleep 1
+		cpu1 0 && sleep 1 && cpu1 1 && toggles=$((toggles + 1))
+	done
+	wait $pid
 	local rc=$?
+	out=$(cat /tmp/stress.out)
+	rm -f /tmp/stress.out
 	echo "$out"
+	echo "CPU 1 went offline and back $toggles times during the stress"
+	[ $toggles -eq 2 ] || return 1
 	[ $rc -eq 0 ] || return 1
 	grep -q '"failed_threads":0' <<< "$out" && grep -q '"mismatches":0' <<< "$out" &&
 		grep -q '"errors":0' <<< "$out" && ! grep -q '"ops":0[,}]' <<< "$out"
@@ -49,12 +69,32 @@ test_pages_return() {
 	[ "$held" -eq 0 ] || { awk 'NR > 2 && $15 > 0' "$D/slabinfo"; return 1; }
 }
 
+# Objects freed on CPU 1 wait in its sheaf; once CPU 1 is dead they must be
+# back in their slabs, so that a shrink frees every page.
+test_cpu_offline() {
+	local held
+	taskset -c 1 "$T" batch > /dev/null < <(
+		for i in $(seq 16); do echo "alloc kmalloc --size 2048"; done
+		for i in $(seq 16); do echo "free $i"; done
+	) || return 1
+	held=$(awk '$1 == "kmalloc-2048" { print $15 * $6 }' "$D/slabinfo")
+	echo "pages of kmalloc-2048 after the objects went back to CPU 1's sheaf: $held"
+	[ "$held" -gt 0 ] || { echo "expected CPU 1's sheaf to hold the slabs"; return 1; }
+	cpu1 0 || return 1
+	echo 1 > "$D/kmalloc-2048/shrink"
+	held=$(awk '$1 == "kmalloc-2048" { print $15 * $6 }' "$D/slabinfo")
+	cpu1 1 || return 1
+	echo "after CPU 1 went offline and a shrink: $held"
+	[ "$held" -eq 0 ]
+}
+
 test_unload() { rmmod rslab; }
 
 ktap_header
-ktap_plan 4
+ktap_plan 5
 ktap_test "insmod rslab.ko" test_load
-ktap_test "stress: ${SECONDS_} s on all $(nproc) CPUs, no mismatch, error or failed thread" test_stress
+ktap_test "a dead CPU's sheaves go back to the slabs: shrink frees every page" test_cpu_offline
+ktap_test "stress: ${SECONDS_} s on all $(nproc) CPUs, CPU 1 offline and back twice, no mismatch, error or failed thread" test_stress
 ktap_test "every file closed and kmalloc shrunk: 0 pages held" test_pages_return
 ktap_test "rmmod rslab" test_unload
 ktap_finished
