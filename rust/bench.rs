@@ -15,10 +15,10 @@ use crate::bench_loops::{self as loops, Run, Sample, Side, BATCH};
 use crate::bench_sides::{
     KernelCache, KernelKmalloc, KernelPool, RslabCache, RslabKmalloc, RslabPool,
 };
+use crate::debugfs::{Dir, File};
 use crate::kmalloc::Kmalloc;
 use crate::sys;
 use core::fmt::Write;
-use crate::debugfs::{Dir, File};
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{Arc, Mutex};

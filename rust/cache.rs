@@ -182,8 +182,9 @@ impl Cache {
     pub(crate) unsafe fn flush_dead_cpu(&self, cpu: u32) {
         // SAFETY: The caller's promise; a dead CPU is a possible one.
         unsafe {
-            self.cpus
-                .with_dead(cpu, |sheaf, shared| self.flush(sheaf, shared, usize::MAX, false))
+            self.cpus.with_dead(cpu, |sheaf, shared| {
+                self.flush(sheaf, shared, usize::MAX, false)
+            })
         };
     }
 

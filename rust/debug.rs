@@ -79,13 +79,21 @@ pub(crate) fn prepare_alloc(layout: &Layout, flags: CacheFlags, name: &CStr, slo
             .enumerate()
             .any(|(i, &b)| b != if i == last { POISON_END } else { POISON_FREE });
         if bad {
-            report(name, fmt!("poison overwritten (write after free)"), slot.as_ptr());
+            report(
+                name,
+                fmt!("poison overwritten (write after free)"),
+                slot.as_ptr(),
+            );
         }
     }
     if flags.contains(CacheFlags::RED_ZONE) {
         let zone = &mut slot[layout.object_size..layout.red_zone_end];
         if zone.iter().any(|&b| b != RED_INACTIVE) {
-            report(name, fmt!("red zone of a free object overwritten"), zone.as_ptr());
+            report(
+                name,
+                fmt!("red zone of a free object overwritten"),
+                zone.as_ptr(),
+            );
         }
         zone.fill(RED_ACTIVE);
     }

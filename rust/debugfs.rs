@@ -29,6 +29,10 @@ pub(crate) type Show<T> = dyn Fn(&T, &mut fmt::Formatter<'_>) -> fmt::Result + S
 /// What a file does with what is written to it.
 pub(crate) type Store<T> = dyn Fn(&T, &mut UserSliceReader) -> Result + Send + Sync;
 
+/// The C side's callbacks (`struct rslab_dfs_ops`).
+type ShowFn = unsafe extern "C" fn(*mut bindings::seq_file, *const DfsOps) -> i32;
+type StoreFn = unsafe extern "C" fn(*const DfsOps, *const c_void, usize) -> isize;
+
 /// A debugfs entry, removed (with anything left in it) when dropped.
 ///
 /// # Invariants
@@ -125,8 +129,8 @@ impl Dir {
         let node = KBox::new(
             Node {
                 ops: DfsOps {
-                    show: show.map(|_| show_trampoline::<T> as _),
-                    store: store.map(|_| store_trampoline::<T> as _),
+                    show: show.map(|_| show_trampoline::<T> as ShowFn),
+                    store: store.map(|_| store_trampoline::<T> as StoreFn),
                 },
                 data,
                 show,
@@ -137,9 +141,8 @@ impl Dir {
         // SAFETY: `name` is a C string; the parent is a live directory, kept
         // by the entry; `node` starts with its `DfsOps` and outlives the
         // file (see `File`).
-        let dentry = unsafe {
-            sys::rslab_dfs_file(name.as_char_ptr(), mode, self.0.dentry, &node.ops)
-        };
+        let dentry =
+            unsafe { sys::rslab_dfs_file(name.as_char_ptr(), mode, self.0.dentry, &node.ops) };
         Ok(File {
             // INVARIANT: Just created; its parent is kept in the entry.
             _entry: Entry {
@@ -185,7 +188,10 @@ impl<T: 'static> fmt::Display for Shown<'_, T> {
 /// `m` is a live `seq_file` being shown, and `ops` the `ops` of a live
 /// `Node<T>` (debugfs calls it only between the file's creation and the end
 /// of its removal, and the node outlives both).
-unsafe extern "C" fn show_trampoline<T: 'static>(m: *mut bindings::seq_file, ops: *const DfsOps) -> i32 {
+unsafe extern "C" fn show_trampoline<T: 'static>(
+    m: *mut bindings::seq_file,
+    ops: *const DfsOps,
+) -> i32 {
     // SAFETY: The caller's promise; `ops` is the node's first field.
     let node = unsafe { &*ops.cast::<Node<T>>() };
     // SAFETY: The caller's promise; only this thread uses `m` now.
@@ -198,7 +204,11 @@ unsafe extern "C" fn show_trampoline<T: 'static>(m: *mut bindings::seq_file, ops
 ///
 /// `ops` is the `ops` of a live `Node<T>` (as for [`show_trampoline`]), and
 /// `buf` a user pointer of `len` bytes.
-unsafe extern "C" fn store_trampoline<T: 'static>(ops: *const DfsOps, buf: *const c_void, len: usize) -> isize {
+unsafe extern "C" fn store_trampoline<T: 'static>(
+    ops: *const DfsOps,
+    buf: *const c_void,
+    len: usize,
+) -> isize {
     // SAFETY: The caller's promise; `ops` is the node's first field.
     let node = unsafe { &*ops.cast::<Node<T>>() };
     let Some(store) = node.store else {

@@ -13,13 +13,13 @@
 //! unloaded under one (`delete_module` fails with `EWOULDBLOCK`, which
 //! `rmmod` reports as "in use").
 
+use crate::debugfs;
 use crate::kmalloc::Kmalloc;
 use crate::quota::Global;
 use crate::registry::Registry;
 use crate::session::Session;
 use crate::uapi::{self, Bulk, CacheCreate, CacheInfo, HandleArg, Info, ObjAlloc, ObjIo};
 use crate::uapi::{PoolCreate, PoolInfo, PoolResize};
-use crate::debugfs;
 use kernel::fs::File;
 use kernel::ioctl::{_IOC_NR, _IOC_TYPE};
 use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
@@ -58,10 +58,11 @@ impl Device {
     /// the device appears.
     pub fn new(shared: Arc<Shared>) -> Result<Pin<KBox<Self>>> {
         let show = &|g: &Arc<Global>, f: &mut kernel::fmt::Formatter<'_>| g.write(f);
-        let usage = shared
-            .registry
-            .root()
-            .read_callback_file(c"device", shared.quota.clone(), show)?;
+        let usage =
+            shared
+                .registry
+                .root()
+                .read_callback_file(c"device", shared.quota.clone(), show)?;
         KBox::try_pin_init(
             try_pin_init!(Self {
                 _usage: usage,

@@ -9,10 +9,10 @@
 
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::Relaxed;
+use debugfs::File;
 use device::{Device, Shared};
 use flags::CacheFlags;
 use kernel::alloc::KVVec;
-use debugfs::File;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kmalloc::Kmalloc;
@@ -192,7 +192,8 @@ impl Rslab {
             pr_err!("warm={n}: at most {MAX_WARM} objects per class\n");
             return Err(EINVAL);
         }
-        self.warm.reserve(n * kmalloc::SIZE_CLASSES.len(), GFP_KERNEL)?;
+        self.warm
+            .reserve(n * kmalloc::SIZE_CLASSES.len(), GFP_KERNEL)?;
         for size in kmalloc::SIZE_CLASSES {
             for _ in 0..n {
                 let obj = self.kmalloc.alloc(size, GFP_KERNEL)?;

@@ -200,6 +200,20 @@ impl Fuzzer {
         }
     }
 
+    /// A pool's `min_nr`: the range's edges and beyond (rarely: a pool of
+    /// the largest size fills its whole reserve), or small random ones.
+    fn min_nr(&mut self) -> u32 {
+        let max = uapi::MAX_POOL_MIN_NR;
+        match self.rng.random_range(0..40) {
+            0 => 0,
+            1 => max,
+            2 => max + 1,
+            3 => 1_000_000,
+            4 => u32::MAX,
+            _ => self.rng.random_range(1..128),
+        }
+    }
+
     /// A name: new, taken, reserved, or malformed.
     fn name(&mut self) -> [u8; uapi::NAME_LEN] {
         let name = match self.rng.random_range(0..10) {
@@ -303,7 +317,7 @@ impl Fuzzer {
                 version,
                 flags: self.flags(0),
                 backend: self.pick(&[0, 1, 2, 3]),
-                min_nr: self.number() % 64,
+                min_nr: self.min_nr(),
                 cache: self.handle(),
                 size: self.number(),
                 order: self.pick(&[
@@ -321,7 +335,7 @@ impl Fuzzer {
                 version,
                 flags: self.flags(0),
                 id: self.handle(),
-                min_nr: self.number() % 128,
+                min_nr: self.min_nr(),
                 reserved: self.flags(0),
             }),
             13 => Arg::CacheInfo(CacheInfo {
