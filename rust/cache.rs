@@ -190,7 +190,8 @@ impl Cache {
 
     /// Destroys the cache if `this` is its last reference: flushes every
     /// sheaf, reports objects still allocated (name and count, in the kernel
-    /// log), returns every page, and gives the number of leaked objects.
+    /// log), returns the pages of every empty slab, leaks the slabs still in
+    /// use (their objects may be), and gives the number of leaked objects.
     /// `None` if others still hold the cache (it is destroyed with the last).
     pub fn destroy(this: Arc<Self>) -> Option<usize> {
         let mut unique = Arc::into_unique_or_drop(this)?;
@@ -657,8 +658,9 @@ impl Drop for Cache {
 }
 
 impl Cache {
-    /// Flushes every sheaf, reports objects still allocated, and returns
-    /// every page; the number of leaked objects. A second call finds nothing.
+    /// Flushes every sheaf, reports objects still allocated, returns every
+    /// empty slab's pages and leaks the slabs still in use; the number of
+    /// leaked objects. A second call finds nothing.
     fn teardown(&mut self) -> usize {
         // First, so that no dead CPU's flush runs during the rest.
         self.cpuhp.remove();

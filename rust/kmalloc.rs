@@ -3,11 +3,14 @@
 //! kmalloc-style generic allocation: size classes over rslab caches, and
 //! larger sizes straight from the page allocator (like `kmalloc_large`).
 //!
-//! Large allocations are compound pages whose head page's `private` field is
-//! 0, which is how [`Kmalloc::free`] and [`Kmalloc::ksize`] tell them from
-//! slab objects. The module tracks each one in an [`XArray`] keyed by page
-//! frame, as a [`LargeAlloc`] that owns the pages: removing it frees them,
-//! and tearing the allocator down reports and frees any still live.
+//! Large allocations are compound pages whose head page's `private` field
+//! holds their mark, [`large_mark`]: an odd number (a slab's metadata
+//! pointer, the other thing `private` holds, is aligned), with the order
+//! above its low bit. [`Kmalloc::free`] and [`Kmalloc::ksize`] read it from
+//! the page, as SLUB reads the folio: no lookup structure and no lock, so
+//! they work in any context, hard interrupts included. Tearing the
+//! allocator down with large allocations live reports them and leaves their
+//! pages allocated: memory still in use is never given back.
 
 use crate::cache::Cache;
 use crate::debug;
@@ -15,12 +18,12 @@ use crate::fault::FaultInject;
 use crate::flags::CacheFlags;
 use crate::layout::{get_order, slab_bytes};
 use crate::sys;
+use core::ffi::c_void;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use kernel::alloc::Flags;
 use kernel::prelude::*;
 use kernel::sync::Arc;
-use kernel::xarray::{AllocKind, XArray};
 
 /// The kmalloc size classes, as SLUB's `kmalloc-<size>` caches.
 pub const SIZE_CLASSES: [usize; 13] = [
@@ -62,32 +65,23 @@ pub fn footprint(size: usize) -> usize {
 #[pin_data(PinnedDrop)]
 pub struct Kmalloc {
     caches: KVec<Arc<Cache>>,
-    #[pin]
-    large: XArray<KBox<LargeAlloc>>,
     large_pages: AtomicUsize,
     large_fault: FaultInject,
 }
 
-/// Pages of one large allocation, freed on drop.
-///
-/// # Invariants
-///
-/// `addr` is the address of 2^`order` pages from `rslab_pages_alloc`,
-/// owned by this value.
-struct LargeAlloc {
-    addr: NonNull<u8>,
-    order: u32,
+/// The `private` of a large allocation's head page: odd, unlike a slab's
+/// metadata pointer, with the order above the low bit.
+pub(crate) const fn large_mark(order: u32) -> usize {
+    (order as usize) << 1 | 1
 }
 
-// SAFETY: The pages are plain memory owned by the value, usable from any thread.
-unsafe impl Send for LargeAlloc {}
-// SAFETY: `&LargeAlloc` only reads the two fields.
-unsafe impl Sync for LargeAlloc {}
-
-impl Drop for LargeAlloc {
-    fn drop(&mut self) {
-        // SAFETY: By the type invariant, we own these pages.
-        unsafe { sys::rslab_pages_free(self.addr.as_ptr().cast(), self.order) };
+/// The order of the large allocation whose head page has `private`, if
+/// that is a large allocation's mark.
+pub(crate) const fn large_order(private: usize) -> Option<u32> {
+    if private & 1 == 1 {
+        Some((private >> 1) as u32)
+    } else {
+        None
     }
 }
 
@@ -106,7 +100,6 @@ impl Kmalloc {
         })();
         try_pin_init!(Self {
             caches: caches?,
-            large <- XArray::new(AllocKind::Alloc),
             large_pages: AtomicUsize::new(0),
             large_fault: FaultInject::default(),
         }? Error)
@@ -167,10 +160,9 @@ impl Kmalloc {
         // SAFETY: Any node and order are accepted; failure gives NULL.
         let ptr = unsafe { sys::rslab_pages_alloc(sys::numa_mem_id(), gfp, order) };
         let addr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
-        let meta = sys::metadata_flags(gfp);
-        // From here on, dropping `record` frees the pages.
-        let record = KBox::new(LargeAlloc { addr, order }, meta)?;
-        self.large.lock().store(pfn(addr.as_ptr()), record, meta)?;
+        // SAFETY: The head page of pages just allocated, ours alone; freeing
+        // them (`rslab_pages_free`) clears the mark.
+        unsafe { sys::rslab_set_page_private(ptr, large_mark(order) as *mut c_void) };
         self.large_pages.fetch_add(1 << order, Relaxed);
         Ok(addr)
     }
@@ -178,9 +170,21 @@ impl Kmalloc {
     /// The cache whose slab holds `ptr`, or `None` for a large allocation.
     fn cache_of(&self, ptr: *const u8) -> Option<&Arc<Cache>> {
         // SAFETY: `ptr` is a live allocation of ours, so in the direct map,
-        // and its page's `private` is 0 (large) or one of our slabs.
+        // and its page's `private` is a large allocation's mark or one of
+        // our slabs.
         let owner = unsafe { crate::slab::Slab::owner_of(ptr) }?;
         self.caches.iter().find(|c| c.owner_id() == owner)
+    }
+
+    /// The order of the large allocation at `ptr`, read from its head page
+    /// without a lock; `None` if `ptr` is not the start of one.
+    fn large_at(ptr: *const u8) -> Option<u32> {
+        // SAFETY: Any address is accepted; one outside the direct map gives
+        // NULL.
+        let head = unsafe { sys::rslab_head_address(ptr.cast()) };
+        // SAFETY: As above.
+        let private = unsafe { sys::rslab_page_private(ptr.cast()) };
+        large_order(private as usize).filter(|_| head.cast_const() == ptr.cast())
     }
 
     /// The usable size of the allocation at `ptr` (`ksize()`): its class
@@ -192,15 +196,12 @@ impl Kmalloc {
     pub unsafe fn ksize(&self, ptr: NonNull<u8>) -> usize {
         match self.cache_of(ptr.as_ptr()) {
             Some(cache) => cache.layout().object_size,
-            None => self
-                .large
-                .lock()
-                .get(pfn(ptr.as_ptr()))
-                .map_or(0, |large| slab_bytes(large.order)),
+            None => Self::large_at(ptr.as_ptr()).map_or(0, slab_bytes),
         }
     }
 
-    /// Frees the allocation at `ptr`.
+    /// Frees the allocation at `ptr`. Takes no lock of its own for a large
+    /// allocation, so it works in any context.
     ///
     /// # Safety
     ///
@@ -210,10 +211,12 @@ impl Kmalloc {
             // SAFETY: The caller's promise; `cache` holds the object.
             return unsafe { cache.free(ptr) };
         }
-        match self.large.lock().remove(pfn(ptr.as_ptr())) {
-            // Dropping the record frees the pages.
-            Some(large) => {
-                self.large_pages.fetch_sub(1 << large.order, Relaxed);
+        match Self::large_at(ptr.as_ptr()) {
+            Some(order) => {
+                self.large_pages.fetch_sub(1 << order, Relaxed);
+                // SAFETY: The start of a live large allocation (the caller's
+                // promise, and its mark), of this order; freed once.
+                unsafe { sys::rslab_pages_free(ptr.as_ptr().cast(), order) };
             }
             None => debug::report(
                 c"kmalloc",
@@ -224,14 +227,10 @@ impl Kmalloc {
     }
 }
 
-fn pfn(ptr: *const u8) -> usize {
-    ptr as usize / sys::PAGE_SIZE
-}
-
 #[pinned_drop]
 impl PinnedDrop for Kmalloc {
-    /// Reports large allocations still live at teardown; the `XArray` then
-    /// drops their records, which frees their pages.
+    /// Reports large allocations still live at teardown, and leaves their
+    /// pages allocated: they may still be in use.
     fn drop(self: Pin<&mut Self>) {
         let pages = self.large_pages.load(Relaxed);
         if pages > 0 {

@@ -212,18 +212,26 @@ impl NodeLists {
         }
     }
 
-    /// Takes every slab off, for the caller to free; returns how many
-    /// objects were still allocated in them.
+    /// Takes every slab off: an empty one onto `out`, for the caller to
+    /// free; one with objects still allocated is leaked ([`Slab::leak`]),
+    /// since they may still be in use. Returns how many objects were still
+    /// allocated.
     pub(crate) fn take_all(&mut self, out: &mut SlabList) -> usize {
         let mut inuse = 0;
         for state in [SlabState::Empty, SlabState::Partial, SlabState::Full] {
             while let Some(slab) = self.list(state).first() {
                 // SAFETY: A list member, under the lock.
-                inuse += unsafe { slab.as_ref() }.inuse() as usize;
+                let live = unsafe { slab.as_ref() }.inuse() as usize;
                 // SAFETY: On the `state` list; after removal on none.
                 unsafe { self.detach(slab, state) };
-                // SAFETY: Detached above.
-                unsafe { out.push(slab) };
+                if live == 0 {
+                    // SAFETY: Detached above.
+                    unsafe { out.push(slab) };
+                } else {
+                    inuse += live;
+                    // SAFETY: Detached above.
+                    unsafe { Slab::leak(slab) };
+                }
             }
         }
         inuse

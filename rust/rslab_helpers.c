@@ -18,6 +18,7 @@
 #include <linux/cpumask.h>
 #include <linux/fs.h>
 #include <linux/gfp.h>
+#include <linux/kmemleak.h>
 #include <linux/kthread.h>
 #include <linux/local_lock.h>
 #include <linux/mm.h>
@@ -231,6 +232,12 @@ void *rslab_pages_alloc(int nid, gfp_t gfp, unsigned int order)
 	struct page *page = alloc_pages_node(nid, gfp | __GFP_COMP, order);
 
 	return page ? page_address(page) : NULL;
+}
+
+/* A leaked object on purpose (see Slab::leak): kmemleak is not to report it. */
+void rslab_kmemleak_not_leak(const void *ptr)
+{
+	kmemleak_not_leak(ptr);
 }
 
 void rslab_pages_free(void *addr, unsigned int order)

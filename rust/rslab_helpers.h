@@ -40,6 +40,7 @@ unsigned int rslab_num_present_cpus(void);
 int rslab_numa_mem_id(void);
 void *rslab_pages_alloc(int nid, gfp_t gfp, unsigned int order);
 void rslab_pages_free(void *addr, unsigned int order);
+void rslab_kmemleak_not_leak(const void *ptr);
 gfp_t rslab_gfp_opportunistic(gfp_t gfp);
 bool rslab_gfp_allows_blocking(gfp_t gfp);
 void *rslab_page_private(const void *obj);

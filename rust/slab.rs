@@ -191,7 +191,8 @@ impl Slab {
     }
 
     /// The identity of the cache whose slab holds `obj`; `None` if its page
-    /// carries no slab (a large kmalloc allocation).
+    /// carries no slab (a large kmalloc allocation, whose mark is odd: see
+    /// [`crate::kmalloc::large_mark`]).
     ///
     /// # Safety
     ///
@@ -199,6 +200,9 @@ impl Slab {
     pub(crate) unsafe fn owner_of(obj: *const u8) -> Option<usize> {
         // SAFETY: Any address is accepted; non-direct-map ones give NULL.
         let meta = unsafe { sys::rslab_page_private(obj.cast::<c_void>()) };
+        if crate::kmalloc::large_order(meta as usize).is_some() {
+            return None;
+        }
         let slab = NonNull::new(meta.cast::<Slab>())?;
         // SAFETY: By the caller's promise, a non-zero `private` is a live
         // `Slab`, whose `owner` is immutable.
@@ -361,5 +365,18 @@ impl Slab {
         // SAFETY: The pages were allocated by `new` with this order; the
         // helper clears the head page's `private` before freeing them.
         unsafe { sys::rslab_pages_free(slab.base.as_ptr().cast(), slab.order) };
+    }
+
+    /// Leaks a slab whose objects may still be in use: its pages and
+    /// metadata stay allocated for good, as SLUB leaves the slabs of a
+    /// cache destroyed with objects. kmemleak is told the metadata is not a
+    /// leak (it was reported already; nothing points to it any more).
+    ///
+    /// # Safety
+    ///
+    /// `slab` must be on no list.
+    pub(crate) unsafe fn leak(slab: NonNull<Slab>) {
+        // SAFETY: Any pointer is accepted.
+        unsafe { sys::rslab_kmemleak_not_leak(slab.as_ptr().cast()) };
     }
 }

@@ -53,6 +53,7 @@ extern "C" {
     fn rslab_numa_mem_id() -> i32;
     pub(crate) fn rslab_pages_alloc(nid: i32, gfp: bindings::gfp_t, order: u32) -> *mut c_void;
     pub(crate) fn rslab_pages_free(addr: *mut c_void, order: u32);
+    pub(crate) fn rslab_kmemleak_not_leak(ptr: *const c_void);
     fn rslab_gfp_opportunistic(gfp: bindings::gfp_t) -> bindings::gfp_t;
     fn rslab_gfp_allows_blocking(gfp: bindings::gfp_t) -> bool;
     pub(crate) fn rslab_page_private(obj: *const c_void) -> *mut c_void;
