@@ -180,9 +180,10 @@ impl Cache {
     ///
     /// `cpu` must be dead (a CPU hotplug teardown).
     pub(crate) unsafe fn flush_dead_cpu(&self, cpu: u32) {
-        // SAFETY: The caller's promise; a dead CPU is a possible one.
+        // SAFETY: The caller's promise; a dead CPU is a possible one, and
+        // nothing runs on it.
         unsafe {
-            self.cpus.with_dead(cpu, |sheaf, shared| {
+            self.cpus.with_unused(cpu, |sheaf, shared| {
                 self.flush(sheaf, shared, usize::MAX, false)
             })
         };
@@ -664,19 +665,17 @@ impl Cache {
     fn teardown(&mut self) -> usize {
         // First, so that no dead CPU's flush runs during the rest.
         self.cpuhp.remove();
-        let mut sheaves = KVec::<*mut u8>::new();
-        self.cpus.for_each_local(|sheaf| {
-            for &obj in &sheaf.objs[..sheaf.count] {
-                // Best effort: a failed push only leaves the object counted
-                // as a leak below; its pages are freed all the same.
-                let _ = sheaves.push(obj, GFP_KERNEL);
-            }
-            sheaf.count = 0;
-        });
+        // Every sheaf straight back to its slabs: nothing is allocated here,
+        // so nothing can fail and count a free object as leaked.
+        for cpu in (0..sys::nr_cpu_ids()).filter(|&cpu| sys::cpu_possible(cpu)) {
+            // SAFETY: `&mut self`: no CPU can be using the cache any more.
+            unsafe {
+                self.cpus.with_unused(cpu, |sheaf, shared| {
+                    self.flush(sheaf, shared, usize::MAX, false)
+                })
+            };
+        }
         let mut freed = Detached::new();
-        // SAFETY: Sheaf objects are allocated-in-slab objects of this cache
-        // (type invariant), and nobody can use them any more.
-        unsafe { self.return_batch(&sheaves, &mut freed) };
         self.drain_depots(&mut freed);
         let mut all = Detached::new();
         let mut leaked = 0;

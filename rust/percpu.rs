@@ -28,7 +28,8 @@ struct Slot<L, S> {
 ///
 /// `ptr` is a per-CPU allocation from `rslab_pcpu_alloc` with room for a
 /// zeroed `Slot<L, S>` on every possible CPU, freed only on drop. A CPU's `L`
-/// is only referenced inside [`PerCpu::with`] on that CPU.
+/// is only referenced inside [`PerCpu::with`] on that CPU, or inside
+/// [`PerCpu::with_unused`] when that CPU cannot be using it.
 pub(crate) struct PerCpu<L, S> {
     ptr: NonNull<c_void>,
     _t: PhantomData<Slot<L, S>>,
@@ -86,35 +87,22 @@ impl<L, S> PerCpu<L, S> {
         Some(unsafe { &(*sys::rslab_pcpu_ptr(self.ptr.as_ptr(), cpu).cast::<Slot<L, S>>()).shared })
     }
 
-    /// Runs `f` on dead CPU `cpu`'s `L` and `S`, without the local lock.
+    /// Runs `f` on CPU `cpu`'s `L` and `S` without its local lock, where
+    /// nothing else can be using them.
     ///
     /// # Safety
     ///
-    /// `cpu` must be possible and dead (this is for a CPU hotplug teardown
-    /// callback, which runs once the CPU has stopped): no task or interrupt
-    /// can run there, so nothing else references its `L`.
-    pub(crate) unsafe fn with_dead<R>(&self, cpu: u32, f: impl FnOnce(&mut L, &S) -> R) -> R {
+    /// `cpu` must be possible, and nothing else may reference its `L`
+    /// meanwhile: the CPU is dead (a CPU hotplug teardown callback, which
+    /// runs once the CPU has stopped, so no task or interrupt runs there),
+    /// or the owner is tearing the `PerCpu` down and no CPU can reach it.
+    pub(crate) unsafe fn with_unused<R>(&self, cpu: u32, f: impl FnOnce(&mut L, &S) -> R) -> R {
         // SAFETY: `cpu` is possible (the caller's promise), so its slot
         // exists for our lifetime.
         let slot = unsafe { &*sys::rslab_pcpu_ptr(self.ptr.as_ptr(), cpu).cast::<Slot<L, S>>() };
-        // SAFETY: Only CPU `cpu` references its `L` (in `with`), and it is
-        // dead: this is the only reference.
+        // SAFETY: Nothing else references this `L` (the caller's promise):
+        // this is the only reference.
         f(unsafe { &mut *slot.local.get() }, &slot.shared)
-    }
-
-    /// Every CPU's local part, for the owner's teardown, when no CPU can be
-    /// using them any more.
-    pub(crate) fn for_each_local(&mut self, mut f: impl FnMut(&mut L)) {
-        for cpu in 0..sys::nr_cpu_ids() {
-            if sys::cpu_possible(cpu) {
-                // SAFETY: `&mut self` proves nobody else holds the `PerCpu`,
-                // so no CPU is inside `with`.
-                let slot =
-                    unsafe { &*sys::rslab_pcpu_ptr(self.ptr.as_ptr(), cpu).cast::<Slot<L, S>>() };
-                // SAFETY: As above: no other reference to this `L` exists.
-                f(unsafe { &mut *slot.local.get() });
-            }
-        }
     }
 }
 

@@ -24,7 +24,7 @@ TAINT_TEST=$((1 << 18))
 reports() {
 	awk -v re="$RSLAB_REPORT_RE" '
 		/page allocation failure|vmalloc error:|SLUB: Unable to allocate memory/ { alloc = 1; next }
-		alloc && !/^<[0-7]>(CPU: |Hardware name: |Call Trace:|Workqueue: | )/ { alloc = 0 }
+		alloc && !/^<[0-7]>(CPU: |Tainted: |Hardware name: |Call Trace:|Workqueue: |Code: |R[A-Z0-9][A-Z0-9]: | )/ { alloc = 0 }
 		alloc { if (/<\/TASK>/) alloc = 0; next }
 		$0 ~ re { print NR ": " $0 }'
 }
@@ -33,7 +33,7 @@ reports() {
 # failure dump too, and the dump alone is not.
 test_filter() {
 	local dump report n
-	dump=$'<4>rslabctl: page allocation failure: order:0, mode:0x400cc0\n<4>CPU: 1 UID: 0 PID: 9 Comm: rslabctl\n<4>Hardware name: QEMU\n<4>Call Trace:\n<4> <TASK>\n<4> dump_stack_lvl+0x1/0x2\n<4> </TASK>\n<4>Mem-Info:'
+	dump=$'<4>rslabctl: vmalloc error: size 64, failed to allocate pages, mode:0xcc0(GFP_KERNEL)\n<4>CPU: 1 UID: 0 PID: 9 Comm: rslabctl\n<4>Tainted: [O]=OOT_MODULE\n<4>Hardware name: QEMU\n<4>Call Trace:\n<4> <TASK>\n<4> dump_stack_lvl+0x1/0x2\n<4>RIP: 0033:0x7f9556e00d6b\n<4>RSP: 002b:00007ffce3cb5570 EFLAGS: 00000246\n<4> </TASK>\n<4>Mem-Info:'
 	n=$(reports <<< "$dump" | wc -l)
 	[ "$n" -eq 0 ] || { echo "an allocation-failure dump was taken for a report"; reports <<< "$dump"; return 1; }
 	while IFS= read -r report; do

@@ -52,7 +52,7 @@ KSFT_SKIP=4
 # skipped if it returns KSFT_SKIP (its last line of output says why).
 # COMMAND explains a failure on stdout; those lines become KTAP diagnostics.
 ktap_test() {
-	local desc=$1 out rc why
+	local desc=$1 out rc why start=$SECONDS
 	shift
 	# Not in a subshell: a test may set variables for the ones after it.
 	out=$(mktemp)
@@ -60,6 +60,8 @@ ktap_test() {
 	rc=$?
 	sed 's/^/# /' "$out"
 	why=$(tail -n 1 "$out")
+	# What each case costs, for keeping the suite inside its time budget.
+	echo "# ($((SECONDS - start)) s)"
 	rm -f "$out"
 	case $rc in
 	0) ktap_pass "$desc" ;;

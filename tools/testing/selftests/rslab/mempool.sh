@@ -3,14 +3,16 @@
 #
 # Selftest for rslab's mempool statistics: the demo pools (one per backend
 # kind) appear in the poolinfo table and under pools/<name>/ with their full
-# reserve, the two agree, the backend fault knobs round-trip, and unloading
-# reports no outstanding element. (The pool's behaviour itself is covered by
+# reserve, the two agree, the backend fault knobs round-trip, a waiting
+# allocation ends on kill -9, and unloading reports no outstanding element. (The pool's behaviour itself is covered by
 # the rslab_mempool KUnit suite.) Runs inside the VM as root; prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
 
 KO=$RSLAB_MODDIR/rust/rslab.ko
 D=/sys/kernel/debug/rslab
+T=$RSLAB_TREE/tools/rslabctl/target/release/rslabctl
+DFS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_dfs
 MIN_NR=16
 POOLS=("pool-cache-256 cache:kmalloc-256" "pool-kmalloc-1000 kmalloc:1000" "pool-pages-1 pages:1")
 
@@ -57,6 +59,40 @@ test_fault_knobs() {
 		[ "$(write_errno $f/fail_percent 200)" = EINVAL ] && [ "$(write_errno $f/fail_next x)" = EINVAL ]
 }
 
+# A pool allocation that waits for a free (its reserve empty, its backend
+# failing) waits killably: kill -9 ends the task within a second or two, and
+# its file, with the pool and the element it held, is released.
+test_kill_waiter() {
+	local pid state i
+	"$T" batch > /dev/null 2>&1 <<'EOF2' &
+pool-create mp-kill pages:0 --min-nr 1
+sh echo 100 > /sys/kernel/debug/rslab/pools/mp-kill/fail_percent
+alloc 1
+alloc 1
+EOF2
+	pid=$!
+	for i in $(seq 50); do
+		state=$(awk '$1 == "State:" { print $2 }' /proc/$pid/status 2>/dev/null)
+		[ "$(pool_stat mp-kill waits 2>/dev/null)" = 1 ] && break
+		sleep 0.2
+	done
+	echo "the second allocation waits (task state $state, waits $(pool_stat mp-kill waits))"
+	[ "$(pool_stat mp-kill waits)" = 1 ] || { kill -9 $pid; return 1; }
+	kill -9 $pid
+	for i in $(seq 10); do
+		[ -e /proc/$pid ] || break
+		sleep 0.2
+	done
+	if [ -e /proc/$pid ]; then
+		echo "kill -9 did not end it within 2 s (state $(awk '$1 == "State:" { print $2 }' /proc/$pid/status))"
+		echo 0 > $D/pools/mp-kill/fail_percent
+		wait $pid
+		return 1
+	fi
+	wait $pid
+	"$DFS" absent mp-kill && "$DFS" device files 0 && "$DFS" device objects 0
+}
+
 test_unload() {
 	kmsg_mark
 	rmmod rslab || return 1
@@ -66,11 +102,12 @@ test_unload() {
 }
 
 ktap_header
-ktap_plan 6
+ktap_plan 7
 ktap_test "insmod rslab.ko demo_pools=$MIN_NR" test_load
 ktap_test "poolinfo starts with its header" test_header
 ktap_test "each demo pool is listed with a full reserve and its backend" test_full_reserves
 ktap_test "each pool's stats file agrees" test_stats_agree
 ktap_test "backend fault knobs round-trip and reject bad input with EINVAL" test_fault_knobs
+ktap_test "a pool allocation waiting for a free ends on kill -9, its file released" test_kill_waiter
 ktap_test "rmmod reports no outstanding element" test_unload
 ktap_finished
