@@ -24,6 +24,7 @@ use crate::hotplug::Instance;
 use crate::layout::Layout;
 use crate::node::{Detached, Node};
 use crate::percpu::PerCpu;
+use crate::shrinker::Shrinker;
 use crate::slab::{BadFree, Slab, SlabParams};
 use crate::stats::{CacheStats, Counters, Stat};
 use crate::sys;
@@ -65,13 +66,22 @@ unsafe impl pin_init::Zeroable for Sheaf {}
 /// The constructor type: initialises one object's bytes, once per slot.
 pub type Ctor = fn(&mut [u8]);
 
-/// How many objects a sheaf holds for objects of `size` bytes.
+/// How many objects a sheaf holds for objects of `size` bytes: fewer as
+/// they grow, so that what a CPU keeps is bounded in bytes (as SLUB's
+/// `calculate_sheaf_capacity()`, which gives objects of a page or more 4).
 fn sheaf_capacity(size: usize) -> usize {
     match size {
         0..=256 => SHEAF_MAX,
         257..=1024 => SHEAF_MAX / 2,
-        _ => SHEAF_MAX / 4,
+        _ if size < kernel::page::PAGE_SIZE => SHEAF_MAX / 4,
+        _ => SHEAF_MAX / 16,
     }
+}
+
+/// How many objects a node's depot parks: four full sheaves, so bounded in
+/// bytes like the sheaves (SLUB's barn keeps up to ten of its sheaves).
+fn depot_capacity(sheaf_capacity: usize) -> usize {
+    (4 * sheaf_capacity).min(crate::node::DEPOT_MAX)
 }
 
 /// SLUB's `set_min_partial()`: empty slabs a node keeps for reuse.
@@ -94,11 +104,13 @@ pub struct Cache {
     key: usize,
     min_partial: usize,
     capacity: usize,
+    depot_capacity: usize,
     nodes: KVec<Pin<KBox<Node>>>,
     cpus: PerCpu<Sheaf, CpuShared>,
     events: Counters,
     fault: FaultInject,
     cpuhp: Instance,
+    shrinker: Shrinker,
 }
 
 impl Cache {
@@ -111,6 +123,9 @@ impl Cache {
     ///
     /// The cache lives in an [`Arc`] because its slabs identify it by
     /// address: it must never move.
+    ///
+    /// The cache registers a shrinker (named `rslab-<name>`): under memory
+    /// pressure it gives back its empty slabs and parked objects.
     ///
     /// Errors: `EINVAL` for an empty name, a zero or too large size, or an
     /// alignment that is not a power of two; `ENOMEM` if memory runs out.
@@ -136,13 +151,15 @@ impl Cache {
         for _ in 0..sys::nr_node_ids() {
             nodes.push(KBox::pin_init(Node::new(), GFP_KERNEL)?, GFP_KERNEL)?;
         }
+        let capacity = if flags.contains(CacheFlags::DEBUG) {
+            0
+        } else {
+            sheaf_capacity(layout.size)
+        };
         let cache = Self {
             name: CString::try_from_fmt(fmt!("{name}"))?,
-            capacity: if flags.contains(CacheFlags::DEBUG) {
-                0
-            } else {
-                sheaf_capacity(layout.size)
-            },
+            capacity,
+            depot_capacity: depot_capacity(capacity),
             min_partial: min_partial(layout.size),
             layout,
             flags,
@@ -153,11 +170,15 @@ impl Cache {
             events: Counters::default(),
             fault: FaultInject::default(),
             cpuhp: Instance::new(),
+            shrinker: Shrinker::new(),
         };
         let cache = Arc::new(cache, GFP_KERNEL)?;
         // SAFETY: The cache is in its `Arc` and never moves; its teardown
-        // removes the instance.
-        unsafe { cache.cpuhp.add() };
+        // removes the instance and unregisters the shrinker first thing.
+        unsafe {
+            cache.cpuhp.add();
+            cache.shrinker.register(&cache.name, &cache)?;
+        }
         Ok(cache)
     }
 
@@ -357,14 +378,23 @@ impl Cache {
 
     /// Allocates a new slab: the preferred order cheaply first, then the
     /// smallest order that fits one object, as SLUB's `allocate_slab()`.
+    /// Bits a slab must never be asked for (`GFP_SLAB_BUG_MASK`) are
+    /// reported and dropped, as SLUB's `kmalloc_fix_flags()`; the metadata
+    /// is allocated within the caller's NOIO/NOFS restrictions.
     fn new_slab(&self, gfp: bindings::gfp_t) -> Result<NonNull<Slab>> {
         if self.fault.should_fail() {
             return Err(ENOMEM);
         }
+        let bug = sys::gfp_slab_bug(gfp);
+        if bug != 0 {
+            let what = fmt!("unexpected gfp bits {bug:#x} (GFP_SLAB_BUG_MASK), dropped");
+            debug::report(&self.name, what, core::ptr::null());
+        }
         let p = self.params();
         let nid = sys::numa_mem_id();
         // The object, not the page, is what `__GFP_ZERO` asks to zero.
-        let raw = gfp & !bindings::__GFP_ZERO;
+        let raw = gfp & !(bindings::__GFP_ZERO | bug);
+        let _scope = sys::GfpScope::enter(raw);
         let l = &self.layout;
         let meta = sys::metadata_flags(raw);
         let first = if l.order > l.min_order {
@@ -437,7 +467,8 @@ impl Cache {
         }
         let parked = if park {
             let nid = sys::numa_mem_id();
-            self.node(nid).lists.lock().depot_put(&sheaf.objs[..n])
+            let depot = &mut self.node(nid).lists.lock();
+            depot.depot_put(&sheaf.objs[..n], self.depot_capacity)
         } else {
             0
         };
@@ -599,22 +630,57 @@ impl Cache {
         n
     }
 
+    /// What the shrinker may give back: parked objects and the objects of
+    /// empty slabs. A lockless estimate is not kept: this takes each node
+    /// lock briefly, as reclaim calls it rarely.
+    pub(crate) fn reclaimable(&self) -> usize {
+        let per_slab = self.layout.objects(self.layout.order) as usize;
+        self.nodes
+            .iter()
+            .map(|node| {
+                let lists = node.lists.lock();
+                lists.depot_len() + lists.counts().2 * per_slab
+            })
+            .sum()
+    }
+
+    /// Memory pressure: returns every parked object to its slab and frees
+    /// every empty slab, the `min_partial` ones included (reclaim wants the
+    /// pages now). Sheaves are left as they are (see `crate::shrinker`).
+    /// Returns the objects' worth of memory freed: the parked objects and
+    /// the objects of the slabs freed. `_nr`, reclaim's batch, is not
+    /// needed: the work is bounded by what the cache holds, not by it.
+    pub(crate) fn reclaim(&self, _nr: usize) -> usize {
+        let per_slab = self.layout.objects(self.layout.order) as usize;
+        let mut freed = Detached::new();
+        let parked = self.drain_depots(&mut freed);
+        for node in self.nodes.iter() {
+            node.lists.lock().take_empty(0, freed.list());
+        }
+        let slabs = freed.free();
+        self.events.add(Stat::SlabFreed, slabs as u64);
+        parked + slabs * per_slab
+    }
+
     /// Returns every parked object to its slab, a bounded batch at a time
     /// (no allocation, so it cannot fail), moving surplus empty slabs to
-    /// `freed`.
-    fn drain_depots(&self, freed: &mut Detached) {
+    /// `freed`; returns how many objects it returned.
+    fn drain_depots(&self, freed: &mut Detached) -> usize {
         let mut batch = [core::ptr::null_mut(); 64];
+        let mut drained = 0;
         for node in self.nodes.iter() {
             loop {
                 let n = node.lists.lock().depot_take(&mut batch);
                 if n == 0 {
                     break;
                 }
+                drained += n;
                 // SAFETY: Parked objects are allocated-in-slab objects of
                 // this cache that only the depot held, and it let them go.
                 unsafe { self.return_batch(&batch[..n], freed) };
             }
         }
+        drained
     }
 
     /// A snapshot of the cache's numbers.
@@ -636,6 +702,7 @@ impl Cache {
             st.num_objs += lists.total_objects;
             st.pages += lists.pages;
             st.cached_objs += lists.depot_len();
+            st.depot_objs += lists.depot_len();
             inuse += lists.inuse();
         }
         self.events.add_to(&mut st.events);
@@ -663,7 +730,9 @@ impl Cache {
     /// empty slab's pages and leaks the slabs still in use; the number of
     /// leaked objects. A second call finds nothing.
     fn teardown(&mut self) -> usize {
-        // First, so that no dead CPU's flush runs during the rest.
+        // First, so that no dead CPU's flush and no reclaim runs during the
+        // rest.
+        self.shrinker.unregister();
         self.cpuhp.remove();
         // Every sheaf straight back to its slabs: nothing is allocated here,
         // so nothing can fail and count a free object as leaked.

@@ -157,6 +157,14 @@ impl Kmalloc {
         if order > crate::layout::MAX_ORDER || self.large_fault.should_fail() {
             return Err(ENOMEM);
         }
+        // As the kernel's `__kmalloc_large_node()`: bits no slab may be asked
+        // for are reported and dropped.
+        let bug = sys::gfp_slab_bug(gfp);
+        if bug != 0 {
+            let what = fmt!("unexpected gfp bits {bug:#x} (GFP_SLAB_BUG_MASK), dropped");
+            debug::report(c"kmalloc", what, core::ptr::null());
+        }
+        let gfp = gfp & !bug;
         // SAFETY: Any node and order are accepted; failure gives NULL.
         let ptr = unsafe { sys::rslab_pages_alloc(sys::numa_mem_id(), gfp, order) };
         let addr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;

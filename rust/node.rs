@@ -99,18 +99,19 @@ pub(crate) struct NodeLists {
     depot_len: usize,
 }
 
-/// How many objects a node's depot parks: four full sheaves (SLUB's barn
-/// keeps up to ten, of its smaller sheaves).
+/// The most objects a node's depot can park (a cache may set fewer: see
+/// `Cache`): four of the largest sheaves.
 pub(crate) const DEPOT_MAX: usize = 256;
 
 // SAFETY: The raw slab pointers are only followed under the node lock.
 unsafe impl Send for NodeLists {}
 
 impl NodeLists {
-    /// Parks as many of `objs` as the depot has room for, from the front;
-    /// returns how many.
-    pub(crate) fn depot_put(&mut self, objs: &[*mut u8]) -> usize {
-        let n = objs.len().min(DEPOT_MAX - self.depot_len);
+    /// Parks as many of `objs` as the depot has room for, holding at most
+    /// `max` (at most [`DEPOT_MAX`]), from the front; returns how many.
+    pub(crate) fn depot_put(&mut self, objs: &[*mut u8], max: usize) -> usize {
+        let max = max.min(DEPOT_MAX);
+        let n = objs.len().min(max.saturating_sub(self.depot_len));
         self.depot[self.depot_len..self.depot_len + n].copy_from_slice(&objs[..n]);
         self.depot_len += n;
         n

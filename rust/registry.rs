@@ -341,7 +341,7 @@ fn write_stats(cache: &Cache, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let l = cache.layout();
     let s = cache.stats();
     let (fail_next, fail_percent) = cache.fault().settings();
-    let lines: [(&str, usize); 18] = [
+    let lines: [(&str, usize); 19] = [
         ("object_size", l.object_size),
         ("size", l.size),
         ("align", l.align),
@@ -358,6 +358,7 @@ fn write_stats(cache: &Cache, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         ("empty_slabs", s.empty_slabs),
         ("pages", s.pages),
         ("cached_objs", s.cached_objs),
+        ("depot_objs", s.depot_objs),
         ("fail_next", fail_next as usize),
         ("fail_percent", fail_percent as usize),
     ];

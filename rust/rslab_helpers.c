@@ -26,6 +26,7 @@
 #include <linux/printk.h>
 #include <linux/ratelimit.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/topology.h>
@@ -248,10 +249,52 @@ void rslab_pages_free(void *addr, unsigned int order)
 	__free_pages(page, order);
 }
 
-/* The gfp for an attempt at a higher order than needed: cheap to refuse. */
+/*
+ * The gfp for an attempt at a higher order than needed: cheap to refuse, as
+ * in SLUB's allocate_slab(): no reclaim, no emergency reserves.
+ */
 gfp_t rslab_gfp_opportunistic(gfp_t gfp)
 {
-	return (gfp | __GFP_NOWARN | __GFP_NORETRY) & ~__GFP_NOFAIL;
+	gfp = (gfp | __GFP_NOWARN | __GFP_NORETRY) & ~__GFP_NOFAIL;
+	if (gfp & __GFP_DIRECT_RECLAIM)
+		gfp = (gfp | __GFP_NOMEMALLOC) & ~__GFP_RECLAIM;
+	return gfp;
+}
+
+/* Whether @gfp may use the reserves above the min watermark (GFP_ATOMIC). */
+bool rslab_gfp_high(gfp_t gfp)
+{
+	return gfp & __GFP_HIGH;
+}
+
+/*
+ * The bits a slab allocation must not be asked for: mm/internal.h's
+ * GFP_SLAB_BUG_MASK, which a module cannot include.
+ */
+gfp_t rslab_gfp_slab_bug(gfp_t gfp)
+{
+	return gfp & (__GFP_DMA32 | __GFP_HIGHMEM | ~__GFP_BITS_MASK);
+}
+
+/*
+ * Enters the allocation scope that @gfp asks for (memalloc_noio_save() or
+ * memalloc_nofs_save()), so that allocations made with the kernel crate's
+ * GFP_KERNEL keep a NOIO or NOFS caller's restriction; returns the cookie
+ * for rslab_gfp_scope_exit().
+ */
+unsigned int rslab_gfp_scope_enter(gfp_t gfp)
+{
+	if (!(gfp & __GFP_IO))
+		return memalloc_noio_save();
+	if (!(gfp & __GFP_FS))
+		return memalloc_nofs_save();
+	return 0;
+}
+
+/* Both scopes end with memalloc_flags_restore() of what their save set. */
+void rslab_gfp_scope_exit(unsigned int cookie)
+{
+	memalloc_flags_restore(cookie);
 }
 
 bool rslab_gfp_allows_blocking(gfp_t gfp)

@@ -40,6 +40,7 @@ mod percpu;
 pub mod quota;
 pub mod registry;
 pub mod session;
+mod shrinker;
 mod slab;
 pub mod stats;
 mod sys;

@@ -99,6 +99,9 @@ pub struct CacheStats {
     pub pages: usize,
     /// Free objects held in per-CPU sheaves and node depots (not in a slab's freelist).
     pub cached_objs: usize,
+    /// Of those, the objects parked in node depots (which memory pressure
+    /// gives back).
+    pub depot_objs: usize,
     /// The event counters, indexed by [`Stat`].
     pub events: [u64; NR_STATS],
 }

@@ -55,6 +55,10 @@ extern "C" {
     pub(crate) fn rslab_pages_free(addr: *mut c_void, order: u32);
     pub(crate) fn rslab_kmemleak_not_leak(ptr: *const c_void);
     fn rslab_gfp_opportunistic(gfp: bindings::gfp_t) -> bindings::gfp_t;
+    fn rslab_gfp_high(gfp: bindings::gfp_t) -> bool;
+    fn rslab_gfp_slab_bug(gfp: bindings::gfp_t) -> bindings::gfp_t;
+    fn rslab_gfp_scope_enter(gfp: bindings::gfp_t) -> u32;
+    fn rslab_gfp_scope_exit(cookie: u32);
     fn rslab_gfp_allows_blocking(gfp: bindings::gfp_t) -> bool;
     pub(crate) fn rslab_page_private(obj: *const c_void) -> *mut c_void;
     pub(crate) fn rslab_set_page_private(addr: *mut c_void, meta: *mut c_void);
@@ -208,9 +212,47 @@ pub(crate) fn gfp_allows_blocking(gfp: bindings::gfp_t) -> bool {
 pub(crate) fn metadata_flags(gfp: bindings::gfp_t) -> Flags {
     use kernel::alloc::flags::*;
     if gfp_allows_blocking(gfp) {
+        // A NOIO or NOFS caller's restriction comes from its `GfpScope`.
         GFP_KERNEL | __GFP_NOWARN
+    // SAFETY: Pure computation on the flags.
+    } else if unsafe { rslab_gfp_high(gfp) } {
+        GFP_ATOMIC | __GFP_NOWARN
     } else {
         GFP_NOWAIT | __GFP_NOWARN
+    }
+}
+
+/// The bits of `gfp` a slab allocation must never be asked for
+/// (`GFP_SLAB_BUG_MASK`: highmem, DMA32, unknown bits); 0 if none.
+pub(crate) fn gfp_slab_bug(gfp: bindings::gfp_t) -> bindings::gfp_t {
+    // SAFETY: Pure computation on the flags.
+    unsafe { rslab_gfp_slab_bug(gfp) }
+}
+
+/// An allocation scope with `gfp`'s I/O and filesystem restrictions
+/// (`memalloc_noio_save()`/`memalloc_nofs_save()`), so that what rslab
+/// allocates with the kernel crate's `GFP_KERNEL` for a `GFP_NOIO` or
+/// `GFP_NOFS` caller keeps them; ends on drop.
+pub(crate) struct GfpScope(u32, core::marker::PhantomData<*mut ()>);
+
+impl GfpScope {
+    /// Enters the scope `gfp` asks for (none if it allows both).
+    pub(crate) fn enter(gfp: bindings::gfp_t) -> Self {
+        // SAFETY: Sets flags of `current`; the drop below ends the scope on
+        // the same task.
+        Self(
+            unsafe { rslab_gfp_scope_enter(gfp) },
+            core::marker::PhantomData,
+        )
+    }
+}
+
+impl Drop for GfpScope {
+    fn drop(&mut self) {
+        // SAFETY: The cookie of the `enter` that made this value, on the
+        // task that made it (the raw-pointer marker keeps it from being
+        // `Send`).
+        unsafe { rslab_gfp_scope_exit(self.0) };
     }
 }
 

@@ -210,6 +210,59 @@ mod cache_tests {
         Ok(())
     }
 
+    /// What the shrinker gives back: every parked object and every empty
+    /// slab, `min_partial` ones included; the sheaves stay.
+    #[test]
+    fn reclaim_gives_back_parked_objects_and_empty_slabs() -> Result {
+        let cache = cache(c"rslab_test_reclaim", 128, CacheFlags::NONE)?;
+        let mut objs = alloc_n(&cache, 2000)?;
+        free_all(&cache, &mut objs);
+        let st = cache.stats();
+        assert!(st.depot_objs > 0 && st.empty_slabs > 0);
+        let reclaimable = cache.reclaimable();
+        assert!(reclaimable >= st.depot_objs);
+        assert!(cache.reclaim(1) >= st.depot_objs);
+        let st = cache.stats();
+        assert_eq!(
+            (st.depot_objs, st.empty_slabs, cache.reclaimable()),
+            (0, 0, 0)
+        );
+        // What is left holds the sheaves' objects only.
+        assert_eq!(st.active_objs, 0);
+        assert!(st.num_slabs <= st.cached_objs);
+        Ok(())
+    }
+
+    /// Objects of a page or more: a CPU keeps 4 and a node parks 16 (as
+    /// SLUB's sheaf capacity), so what a cache holds freely is bounded in
+    /// bytes, not only in objects.
+    #[test]
+    fn large_objects_are_kept_a_few_at_a_time() -> Result {
+        let cache = cache(c"rslab_test_big", 8192, CacheFlags::NONE)?;
+        let mut objs = alloc_n(&cache, 100)?;
+        free_all(&cache, &mut objs);
+        let st = cache.stats();
+        let cpus = crate::sys::num_present_cpus() as usize;
+        assert!(st.depot_objs <= 16);
+        assert!(st.cached_objs <= st.depot_objs + 4 * cpus);
+        Ok(())
+    }
+
+    /// `__GFP_HIGHMEM` (in `GFP_SLAB_BUG_MASK`) is reported once per new
+    /// slab and dropped: the object is still a direct-map one.
+    #[test]
+    fn slab_bug_gfp_bits_are_reported_and_dropped() -> Result {
+        let cache = cache(c"rslab_test_gfp_bug", 64, CacheFlags::NONE)?;
+        let before = reports();
+        let obj = cache.alloc(GFP_KERNEL | __GFP_HIGHMEM)?;
+        assert_eq!(reports(), before + 1);
+        // SAFETY: A live 64-byte object of ours.
+        unsafe { obj.as_ptr().write_bytes(0x11, 64) };
+        // SAFETY: Allocated above, freed once.
+        unsafe { cache.free(obj) };
+        Ok(())
+    }
+
     static CTOR_CALLS: AtomicUsize = AtomicUsize::new(0);
 
     fn ctor(obj: &mut [u8]) {

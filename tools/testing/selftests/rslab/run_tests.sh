@@ -7,6 +7,7 @@
 # individual test cases of all scripts. Exits non-zero if any case failed.
 #
 # Usage: run_tests.sh [SCRIPT]...   (default: all, dmesg_clean.sh last)
+#        run_tests.sh --list         (the scripts of a full run, one a line)
 #
 # Reports the kernel logged before the suite started (for example during
 # boot) are printed as diagnostics, "# pre-existing: ...", and do not fail the
@@ -14,11 +15,16 @@
 # dmesg_clean.sh.
 
 cd "$(dirname "$0")" || exit 1
-source ./ktap_helpers.sh
 
 TESTS=(kmalloc_demo.sh kunit.sh slabinfo.sh mempool.sh device.sh stress.sh fuzz.sh fault.sh
 	unload.sh bench.sh dmesg_clean.sh)
+if [ "$1" = --list ]; then
+	printf '%s\n' "${TESTS[@]}"
+	exit 0
+fi
 [ $# -eq 0 ] || TESTS=("$@")
+
+source ./ktap_helpers.sh
 
 passed=0 failed=0 skipped=0
 

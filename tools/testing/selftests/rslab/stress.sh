@@ -8,7 +8,9 @@
 # no page at all, CPU 1 having gone offline and back twice meanwhile (a
 # dead CPU's sheaves must go back to the slabs, as SLUB's slub_cpu_dead()
 # does). RSLAB_STRESS_SECONDS sets the length (default 10; `make stress`
-# runs 60 on the debug kernel). Runs inside the VM as root; prints KTAP.
+# runs 60 on the debug kernel). First, memory pressure must take back what
+# the caches keep for reuse (their shrinker). Runs inside the VM as root;
+# prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
 
@@ -88,11 +90,34 @@ test_cpu_offline() {
 	[ "$held" -eq 0 ]
 }
 
+# stat_of CACHE FIELD: a number of CACHE's stats file.
+stat_of() { awk -v k="$2" '$1 == k { print $2 }' "$D/$1/stats"; }
+
+# Memory pressure, with no shrink written: reclaim runs every registered
+# shrinker (drop_caches 2 runs them as kswapd and direct reclaim do, at
+# full force), and rslab's must give back kmalloc-256's parked objects and
+# empty slabs, min_partial ones included.
+test_memory_pressure() {
+	local depot empty
+	taskset -c 0 "$T" batch > /dev/null < <(
+		for i in $(seq 600); do echo "alloc kmalloc --size 256"; done
+		for i in $(seq 600); do echo "free $i"; done
+	) || return 1
+	depot=$(stat_of kmalloc-256 depot_objs) empty=$(stat_of kmalloc-256 empty_slabs)
+	echo "kmalloc-256 after 600 frees: $depot parked objects, $empty empty slabs"
+	[ "$depot" -gt 0 ] && [ "$empty" -gt 0 ] || { echo "expected both to hold memory"; return 1; }
+	echo 2 > /proc/sys/vm/drop_caches || return 1
+	depot=$(stat_of kmalloc-256 depot_objs) empty=$(stat_of kmalloc-256 empty_slabs)
+	echo "after reclaim: $depot parked objects, $empty empty slabs"
+	[ "$depot" -eq 0 ] && [ "$empty" -eq 0 ]
+}
+
 test_unload() { rmmod rslab; }
 
 ktap_header
-ktap_plan 5
+ktap_plan 6
 ktap_test "insmod rslab.ko" test_load
+ktap_test "memory pressure (every shrinker run) gives back parked objects and empty slabs, no shrink" test_memory_pressure
 ktap_test "a dead CPU's sheaves go back to the slabs: shrink frees every page" test_cpu_offline
 ktap_test "stress: ${SECONDS_} s on all $(nproc) CPUs, CPU 1 offline and back twice, no mismatch, error or failed thread" test_stress
 ktap_test "every file closed and kmalloc shrunk: 0 pages held" test_pages_return

@@ -21,7 +21,7 @@ export SYS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_sys
 # (slow, KASAN-checked) cycles do; the counts below then only need to catch
 # what kmemleak cannot see, such as pages.
 if have_kmemleak; then
-	CYCLES=${RSLAB_UNLOAD_CYCLES:-20}
+	CYCLES=${RSLAB_UNLOAD_CYCLES:-8}
 else
 	CYCLES=${RSLAB_UNLOAD_CYCLES:-100}
 fi
