@@ -26,6 +26,8 @@ mod bench_sides;
 pub mod cache;
 mod debug;
 mod debugfs;
+#[cfg(rslab_kunit)]
+mod irq_tests;
 pub mod device;
 pub mod fault;
 pub mod flags;
