@@ -78,10 +78,11 @@ fn sheaf_capacity(size: usize) -> usize {
     }
 }
 
-/// How many objects a node's depot parks: four full sheaves, so bounded in
-/// bytes like the sheaves (SLUB's barn keeps up to ten of its sheaves).
+/// How many objects a node's depot parks: eight sheaves' worth, at most
+/// [`crate::node::DEPOT_MAX`], so bounded in bytes like the sheaves (SLUB's
+/// barn keeps up to ten full sheaves).
 fn depot_capacity(sheaf_capacity: usize) -> usize {
-    (4 * sheaf_capacity).min(crate::node::DEPOT_MAX)
+    (8 * sheaf_capacity).min(crate::node::DEPOT_MAX)
 }
 
 /// SLUB's `set_min_partial()`: empty slabs a node keeps for reuse.
@@ -250,6 +251,13 @@ impl Cache {
         core::ptr::from_ref(self) as usize
     }
 
+    /// The tag this cache's pages carry: its identity mixed with its random
+    /// key, odd so that it is never 0 (no tag). A free checks it first, so
+    /// a pointer into other memory is never taken for one of its objects.
+    pub(crate) fn tag(&self) -> usize {
+        (self.owner_id() ^ self.key) | 1
+    }
+
     fn params(&self) -> SlabParams<'_> {
         SlabParams {
             layout: &self.layout,
@@ -257,6 +265,7 @@ impl Cache {
             key: self.key,
             ctor: self.ctor,
             owner: self.owner_id(),
+            tag: self.tag(),
             name: &self.name,
         }
     }
@@ -359,12 +368,15 @@ impl Cache {
             // SAFETY: A member of this node's lists, under its lock.
             let s = unsafe { &mut *slab.as_ptr() };
             let before = taken;
+            // From the slab's own count: a corrupted freelist makes it full.
+            let was = s.inuse();
             while taken < want {
                 let Some(obj) = s.pop(&p) else { break };
                 sheaf.objs[sheaf.count] = obj.as_ptr();
                 sheaf.count += 1;
                 taken += 1;
             }
+            lists.count_allocated((s.inuse() - was) as usize);
             // SAFETY: `slab` is on these lists.
             unsafe { lists.update(slab) };
             // A candidate's counts promise a free object; never spin on one
@@ -420,18 +432,65 @@ impl Cache {
 
     /// Frees an object.
     ///
+    /// With [`sys::CHECK_FREES`] (hardened and debug kernels), and in every
+    /// cache with `CONSISTENCY_CHECKS`, a pointer outside this cache's
+    /// slabs (another cache's object, a SLUB object, a page from the page
+    /// allocator, a vmalloc or stack address) is reported and ignored, on
+    /// every path: its page does not carry this cache's tag. It is leaked,
+    /// never put on a sheaf or a freelist.
+    ///
     /// # Safety
     ///
-    /// `obj` must have come from [`Cache::alloc`] (or [`Cache::alloc_bulk`])
-    /// on this cache and not been freed since, and nobody may use it again.
-    /// In a cache with `CONSISTENCY_CHECKS`, a pointer that breaks this
-    /// (another cache's object, a misaligned one, a double free) is instead
-    /// detected, reported and ignored, provided it points into the direct
-    /// map.
+    /// `obj` must be an object that came from [`Cache::alloc`] (or
+    /// [`Cache::alloc_bulk`]) on this cache and was not freed since, and
+    /// nobody may use it again; where frees are checked (see above), any
+    /// pointer that is not in this cache's slabs is fine too. In a cache
+    /// with `CONSISTENCY_CHECKS`, a misaligned pointer or a double free is
+    /// also detected, reported and ignored.
     pub unsafe fn free(&self, obj: NonNull<u8>) {
+        // SAFETY: The caller's promise, passed on; the tag is checked.
+        unsafe { self.free_inner(obj, true) }
+    }
+
+    /// [`Cache::free`] of a pointer whose page is known to carry this
+    /// cache's tag (kmalloc found the cache by it): not checked again.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Cache::free`], and `obj` is in one of this cache's slabs.
+    pub(crate) unsafe fn free_owned(&self, obj: NonNull<u8>) {
+        // SAFETY: The caller's promise, passed on.
+        unsafe { self.free_inner(obj, false) }
+    }
+
+    /// Whether `obj` is foreign to this cache (then reported): its page does
+    /// not carry the cache's tag.
+    fn foreign(&self, obj: NonNull<u8>) -> bool {
+        let foreign = sys::page_tag(obj.as_ptr()) != self.tag();
+        if foreign {
+            self.report_bad_free(BadFree::ForeignPointer, obj);
+        }
+        foreign
+    }
+
+    /// A free; with `check`, of a pointer whose tag is checked where frees
+    /// are (see [`Cache::free`]). Inlined into both callers, so that `check`
+    /// is a constant and the default flavour's fast path is unchanged.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Cache::free`]; without `check`, as for [`Cache::free_owned`].
+    #[inline(always)]
+    unsafe fn free_inner(&self, obj: NonNull<u8>, check: bool) {
         if self.capacity == 0 {
+            if check && self.foreign(obj) {
+                return;
+            }
             // SAFETY: The caller's promise, passed on.
             return unsafe { self.free_to_slab(obj) };
+        }
+        if check && sys::CHECK_FREES && self.foreign(obj) {
+            return;
         }
         // With one node every object is local: skip the page lookup.
         let nid = (sys::nr_node_ids() > 1).then(|| {
@@ -542,6 +601,7 @@ impl Cache {
             // SAFETY: `obj` is an allocated object of `s`: the caller's
             // promise, or established by `check_free`.
             if unsafe { s.free(&p, obj) } {
+                lists.count_freed();
                 // SAFETY: `slab` is on these lists.
                 unsafe { lists.update(slab) };
                 lists.take_empty(self.min_partial, freed.list());
@@ -683,7 +743,18 @@ impl Cache {
         drained
     }
 
-    /// A snapshot of the cache's numbers.
+    /// Whether every node's in-use counter equals a walk of its slabs.
+    #[cfg(rslab_kunit)]
+    pub(crate) fn inuse_counters_match(&self) -> bool {
+        self.nodes.iter().all(|node| {
+            let lists = node.lists.lock();
+            lists.inuse() == lists.inuse_walked()
+        })
+    }
+
+    /// A snapshot of the cache's numbers, from counters: each node lock is
+    /// held for a few loads, never for a walk of the slabs (interrupts are
+    /// off under it).
     pub fn stats(&self) -> CacheStats {
         let mut st = CacheStats {
             objsize: self.layout.object_size,

@@ -67,6 +67,11 @@ pub struct Kmalloc {
     caches: KVec<Arc<Cache>>,
     large_pages: AtomicUsize,
     large_fault: FaultInject,
+    /// The tag of each class cache's pages, in class order: a free finds its
+    /// class with one load per class.
+    tags: [usize; SIZE_CLASSES.len()],
+    /// The tag of large allocations' pages (random, odd: never 0).
+    large_tag: usize,
 }
 
 /// The `private` of a large allocation's head page: odd, unlike a slab's
@@ -90,18 +95,27 @@ impl Kmalloc {
     pub fn new(
         mut make: impl FnMut(&CStr, usize) -> Result<Arc<Cache>>,
     ) -> impl PinInit<Self, Error> {
-        let caches = (|| {
+        let built = (|| {
             let mut caches = KVec::with_capacity(SIZE_CLASSES.len(), GFP_KERNEL)?;
-            for size in SIZE_CLASSES {
+            let mut tags = [0; SIZE_CLASSES.len()];
+            for (tag, size) in tags.iter_mut().zip(SIZE_CLASSES) {
                 let name = kernel::str::CString::try_from_fmt(fmt!("kmalloc-{size}"))?;
-                caches.push(make(&name, size)?, GFP_KERNEL)?;
+                let cache = make(&name, size)?;
+                *tag = cache.tag();
+                caches.push(cache, GFP_KERNEL)?;
             }
-            Ok::<_, Error>(caches)
+            Ok::<_, Error>((caches, tags))
         })();
+        let (caches, tags) = match built {
+            Ok((caches, tags)) => (Ok(caches), tags),
+            Err(e) => (Err(e), [0; SIZE_CLASSES.len()]),
+        };
         try_pin_init!(Self {
+            tags,
             caches: caches?,
             large_pages: AtomicUsize::new(0),
             large_fault: FaultInject::default(),
+            large_tag: sys::random_u64() as usize | 1,
         }? Error)
     }
 
@@ -169,24 +183,31 @@ impl Kmalloc {
         let ptr = unsafe { sys::rslab_pages_alloc(sys::numa_mem_id(), gfp, order) };
         let addr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
         // SAFETY: The head page of pages just allocated, ours alone; freeing
-        // them (`rslab_pages_free`) clears the mark.
-        unsafe { sys::rslab_set_page_private(ptr, large_mark(order) as *mut c_void) };
+        // them (`rslab_pages_free`) clears the mark and the tag.
+        unsafe {
+            sys::rslab_set_page_private(ptr, large_mark(order) as *mut c_void);
+            sys::rslab_set_page_tag(ptr, self.large_tag);
+        }
         self.large_pages.fetch_add(1 << order, Relaxed);
         Ok(addr)
     }
 
-    /// The cache whose slab holds `ptr`, or `None` for a large allocation.
+    /// The class cache whose slab holds `ptr`, found by its pages' tag;
+    /// `None` for anything else.
     fn cache_of(&self, ptr: *const u8) -> Option<&Arc<Cache>> {
-        // SAFETY: `ptr` is a live allocation of ours, so in the direct map,
-        // and its page's `private` is a large allocation's mark or one of
-        // our slabs.
-        let owner = unsafe { crate::slab::Slab::owner_of(ptr) }?;
-        self.caches.iter().find(|c| c.owner_id() == owner)
+        let tag = sys::page_tag(ptr);
+        let class = self.tags.iter().position(|&t| t == tag)?;
+        self.caches.get(class)
     }
 
     /// The order of the large allocation at `ptr`, read from its head page
-    /// without a lock; `None` if `ptr` is not the start of one.
-    fn large_at(ptr: *const u8) -> Option<u32> {
+    /// without a lock; `None` if `ptr` is not the start of one. The pages'
+    /// tag is checked first, so another page's `private` is never taken for
+    /// a mark.
+    fn large_at(&self, ptr: *const u8) -> Option<u32> {
+        if sys::page_tag(ptr) != self.large_tag {
+            return None;
+        }
         // SAFETY: Any address is accepted; one outside the direct map gives
         // NULL.
         let head = unsafe { sys::rslab_head_address(ptr.cast()) };
@@ -204,22 +225,27 @@ impl Kmalloc {
     pub unsafe fn ksize(&self, ptr: NonNull<u8>) -> usize {
         match self.cache_of(ptr.as_ptr()) {
             Some(cache) => cache.layout().object_size,
-            None => Self::large_at(ptr.as_ptr()).map_or(0, slab_bytes),
+            None => self.large_at(ptr.as_ptr()).map_or(0, slab_bytes),
         }
     }
 
     /// Frees the allocation at `ptr`. Takes no lock of its own for a large
-    /// allocation, so it works in any context.
+    /// allocation, so it works in any context. A pointer that is no
+    /// allocation of this allocator's (its page carries none of its tags,
+    /// or it is not the start of a large allocation) is reported and
+    /// ignored.
     ///
     /// # Safety
     ///
-    /// `ptr` must be a live allocation from this allocator, not used again.
+    /// A pointer into this allocator's memory must be a live allocation,
+    /// not used again.
     pub unsafe fn free(&self, ptr: NonNull<u8>) {
         if let Some(cache) = self.cache_of(ptr.as_ptr()) {
-            // SAFETY: The caller's promise; `cache` holds the object.
-            return unsafe { cache.free(ptr) };
+            // SAFETY: The caller's promise; the object is in a slab of
+            // `cache`, whose tag its page carries.
+            return unsafe { cache.free_owned(ptr) };
         }
-        match Self::large_at(ptr.as_ptr()) {
+        match self.large_at(ptr.as_ptr()) {
             Some(order) => {
                 self.large_pages.fetch_sub(1 << order, Relaxed);
                 // SAFETY: The start of a live large allocation (the caller's

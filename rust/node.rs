@@ -91,6 +91,9 @@ pub(crate) struct NodeLists {
     pub(crate) total_objects: usize,
     /// Pages in all slabs of this node.
     pub(crate) pages: usize,
+    /// Objects allocated in the slabs of this node (handed out, in a sheaf
+    /// or parked), kept as objects move so that the stats walk no slab.
+    inuse: usize,
     /// Free objects that sheaf flushes parked here for the next refill, so
     /// that objects freed on one CPU and allocated again (on any CPU) skip
     /// their slabs: SLUB's barn, by the object rather than by the sheaf. In
@@ -143,8 +146,25 @@ impl NodeLists {
         (self.partial.len(), self.full.len(), self.empty.len())
     }
 
-    /// Allocated objects in all slabs of the node (a walk: for the stats).
+    /// Allocated objects in all slabs of the node.
     pub(crate) fn inuse(&self) -> usize {
+        self.inuse
+    }
+
+    /// Counts `n` objects taken from this node's slabs.
+    pub(crate) fn count_allocated(&mut self, n: usize) {
+        self.inuse += n;
+    }
+
+    /// Counts one object returned to its slab on this node.
+    pub(crate) fn count_freed(&mut self) {
+        self.inuse -= 1;
+    }
+
+    /// [`NodeLists::inuse`] by a walk of every slab, for the KUnit test
+    /// that checks the counter.
+    #[cfg(rslab_kunit)]
+    pub(crate) fn inuse_walked(&self) -> usize {
         let mut n = 0;
         for list in [&self.partial, &self.full] {
             let mut cur = list.head;
@@ -248,6 +268,8 @@ impl NodeLists {
         let s = unsafe { slab.as_ref() };
         self.total_objects -= s.objects() as usize;
         self.pages -= 1 << s.order();
+        // Only a slab leaked at destroy leaves with objects allocated.
+        self.inuse -= s.inuse() as usize;
     }
 }
 
@@ -303,6 +325,7 @@ impl Node {
                     empty: SlabList::new(),
                     total_objects: 0,
                     pages: 0,
+                    inuse: 0,
                     depot: [core::ptr::null_mut(); DEPOT_MAX],
                     depot_len: 0,
                 },

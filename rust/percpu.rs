@@ -58,7 +58,10 @@ impl<L: pin_init::Zeroable, S: pin_init::Zeroable> PerCpu<L, S> {
 impl<L, S> PerCpu<L, S> {
     /// Runs `f` on this CPU's `L` and `S` with the local lock held.
     ///
-    /// `f` must not sleep; it may take spinlocks.
+    /// `f` must not sleep; it may take spinlocks. Always inlined: it is
+    /// the allocator's fast path (an out-of-line copy cost `make bench`
+    /// about 30 instructions per free).
+    #[inline(always)]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut L, &S) -> R) -> R {
         let mut flags = 0;
         // SAFETY: `ptr` is valid by the type invariant; `flags` receives the

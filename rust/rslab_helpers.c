@@ -246,7 +246,28 @@ void rslab_pages_free(void *addr, unsigned int order)
 	struct page *page = virt_to_page(addr);
 
 	set_page_private(page, 0);
+	page_folio(page)->index = 0;
 	__free_pages(page, order);
+}
+
+/*
+ * The tag of rslab's pages: the head page's folio->index (which the page
+ * allocator leaves to the owner of a non-page-cache page) holds a random
+ * per-cache value, so that a free can tell a pointer into one of its own
+ * slabs from any other address before it trusts page->private. Cleared
+ * again by rslab_pages_free().
+ */
+void rslab_set_page_tag(void *addr, unsigned long tag)
+{
+	page_folio(virt_to_page(addr))->index = tag;
+}
+
+/* The tag of the pages holding @obj; 0 outside the direct map. */
+unsigned long rslab_page_tag(const void *obj)
+{
+	if (!virt_addr_valid(obj))
+		return 0;
+	return page_folio(virt_to_page(obj))->index;
 }
 
 /*

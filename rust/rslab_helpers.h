@@ -40,6 +40,8 @@ unsigned int rslab_num_present_cpus(void);
 int rslab_numa_mem_id(void);
 void *rslab_pages_alloc(int nid, gfp_t gfp, unsigned int order);
 void rslab_pages_free(void *addr, unsigned int order);
+void rslab_set_page_tag(void *addr, unsigned long tag);
+unsigned long rslab_page_tag(const void *obj);
 void rslab_kmemleak_not_leak(const void *ptr);
 gfp_t rslab_gfp_opportunistic(gfp_t gfp);
 bool rslab_gfp_high(gfp_t gfp);

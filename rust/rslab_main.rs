@@ -26,13 +26,13 @@ mod bench_sides;
 pub mod cache;
 mod debug;
 mod debugfs;
-#[cfg(rslab_kunit)]
-mod irq_tests;
 pub mod device;
 pub mod fault;
 pub mod flags;
 pub mod handles;
 mod hotplug;
+#[cfg(rslab_kunit)]
+mod irq_tests;
 pub mod kmalloc;
 pub mod layout;
 pub mod mempool;

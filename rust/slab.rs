@@ -55,6 +55,8 @@ pub(crate) struct SlabParams<'a> {
     pub(crate) ctor: Option<fn(&mut [u8])>,
     /// The identity of the owning cache, to catch pointers from another one.
     pub(crate) owner: usize,
+    /// The tag the cache's pages carry (see [`crate::sys::page_tag`]).
+    pub(crate) tag: usize,
     /// The cache's name, for reports.
     pub(crate) name: &'a CStr,
 }
@@ -151,9 +153,12 @@ impl Slab {
             debug::prepare_free(p.layout, p.flags, bytes);
             s.push(p, obj);
         }
-        // SAFETY: `base` is this slab's head page; the metadata stays valid
-        // until `free_pages`, which clears the field first.
-        unsafe { sys::rslab_set_page_private(base.as_ptr().cast(), slab.as_ptr().cast()) };
+        // SAFETY: `base` is this slab's head page, ours alone; the metadata
+        // stays valid until `free_pages`, which clears both fields first.
+        unsafe {
+            sys::rslab_set_page_private(base.as_ptr().cast(), slab.as_ptr().cast());
+            sys::rslab_set_page_tag(base.as_ptr().cast(), p.tag);
+        }
         Some(slab)
     }
 
@@ -188,25 +193,6 @@ impl Slab {
             return Err(BadFree::ForeignPointer);
         }
         Ok(slab)
-    }
-
-    /// The identity of the cache whose slab holds `obj`; `None` if its page
-    /// carries no slab (a large kmalloc allocation, whose mark is odd: see
-    /// [`crate::kmalloc::large_mark`]).
-    ///
-    /// # Safety
-    ///
-    /// As for [`Slab::of`] without `checked`.
-    pub(crate) unsafe fn owner_of(obj: *const u8) -> Option<usize> {
-        // SAFETY: Any address is accepted; non-direct-map ones give NULL.
-        let meta = unsafe { sys::rslab_page_private(obj.cast::<c_void>()) };
-        if crate::kmalloc::large_order(meta as usize).is_some() {
-            return None;
-        }
-        let slab = NonNull::new(meta.cast::<Slab>())?;
-        // SAFETY: By the caller's promise, a non-zero `private` is a live
-        // `Slab`, whose `owner` is immutable.
-        Some(unsafe { slab.as_ref() }.owner)
     }
 
     /// Reads `base` and `owner` of the would-be `Slab` at `slab` without

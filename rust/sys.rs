@@ -62,6 +62,8 @@ extern "C" {
     fn rslab_gfp_allows_blocking(gfp: bindings::gfp_t) -> bool;
     pub(crate) fn rslab_page_private(obj: *const c_void) -> *mut c_void;
     pub(crate) fn rslab_set_page_private(addr: *mut c_void, meta: *mut c_void);
+    pub(crate) fn rslab_set_page_tag(addr: *mut c_void, tag: usize);
+    fn rslab_page_tag(obj: *const c_void) -> usize;
     pub(crate) fn rslab_addr_nid(obj: *const c_void) -> i32;
     pub(crate) fn rslab_head_address(obj: *const c_void) -> *mut c_void;
     pub(crate) fn rslab_on_each_cpu(f: extern "C" fn(*mut c_void), info: *mut c_void) -> i32;
@@ -220,6 +222,23 @@ pub(crate) fn metadata_flags(gfp: bindings::gfp_t) -> Flags {
     } else {
         GFP_NOWAIT | __GFP_NOWARN
     }
+}
+
+/// Whether every free checks that its pointer is in one of the cache's
+/// slabs, the sheaf's fast path included: on kernels built for it
+/// (`CONFIG_SLAB_FREELIST_HARDENED`, where SLUB checks as much) and on
+/// sanitizer kernels (`CONFIG_KASAN`, the debug flavour). Elsewhere caches
+/// with consistency checks still check every free, as SLUB's debug caches
+/// do, and kmalloc always does (it finds the class by the page's tag).
+pub(crate) const CHECK_FREES: bool = cfg!(any(CONFIG_SLAB_FREELIST_HARDENED, CONFIG_KASAN));
+
+/// The tag of the pages holding `obj` (see `rslab_set_page_tag()`): a
+/// cache's or large kmalloc's tag for rslab's own pages, anything else for
+/// other memory in the direct map, 0 outside it.
+pub(crate) fn page_tag(obj: *const u8) -> usize {
+    // SAFETY: Any address is accepted; `virt_addr_valid()` is checked
+    // before its `struct page` is read.
+    unsafe { rslab_page_tag(obj.cast()) }
 }
 
 /// The bits of `gfp` a slab allocation must never be asked for

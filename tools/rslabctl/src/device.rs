@@ -43,6 +43,9 @@ fn handle(id: u64) -> HandleArg {
     }
 }
 
+/// The largest argument size an ioctl number can encode (`_IOC_SIZEMASK`).
+pub const MAX_IOC_SIZE: usize = 0x3fff;
+
 impl Device {
     /// Opens the device node at `path`.
     pub fn open(path: &Path) -> std::io::Result<Self> {
@@ -53,22 +56,30 @@ impl Device {
     /// Issues `cmd` with `arg` as its argument, whatever they are: the
     /// fuzzer's entry point. Returns the ioctl's non-negative result.
     ///
-    /// The kernel only ever reads and writes user memory through checked
-    /// copies, so a wrong `arg` is its to refuse (`EFAULT`), not undefined
-    /// behaviour here, provided `arg` is not memory Rust relies on.
-    pub fn raw(&self, cmd: u32, arg: usize) -> Res<i32> {
+    /// # Safety
+    ///
+    /// The kernel may read and write the user memory at `arg`, up to the
+    /// size `cmd` encodes (`_IOC_SIZE`: at most [`MAX_IOC_SIZE`] bytes),
+    /// behind Rust's back. So `arg` must be either memory the caller owns,
+    /// that large and free to be overwritten, or an address that holds no
+    /// memory of this process (null, below `mmap_min_addr`, a kernel or a
+    /// non-canonical address), which the kernel refuses with `EFAULT`.
+    pub unsafe fn raw(&self, cmd: u32, arg: usize) -> Res<i32> {
         let fd = self.file.as_raw_fd();
-        // SAFETY: `ioctl(2)` on our own file descriptor. The kernel
-        // accesses `arg` only as user memory, through copies that fail
-        // with EFAULT rather than fault; callers pass either an address
-        // they own for the command's size or one they mean to be invalid.
+        // SAFETY: `ioctl(2)` on our own file descriptor; what it does to
+        // `arg` is the caller's contract above.
         Errno::result(unsafe { nix::libc::ioctl(fd, cmd as nix::libc::c_ulong, arg) })
     }
 
     /// Issues `cmd` with `arg` (a `uapi` struct of the command's size).
     fn call<T>(&self, cmd: u32, arg: &mut T) -> Res<i32> {
-        debug_assert_eq!((cmd >> 16) as usize & 0x3fff, std::mem::size_of::<T>());
-        self.raw(cmd, std::ptr::from_mut(arg) as usize)
+        assert_eq!(
+            (cmd >> 16) as usize & MAX_IOC_SIZE,
+            std::mem::size_of::<T>()
+        );
+        // SAFETY: `arg` is ours, writable, and exactly the size `cmd`
+        // encodes (asserted above).
+        unsafe { self.raw(cmd, std::ptr::from_mut(arg) as usize) }
     }
 
     /// `RSLAB_IOC_INFO`.

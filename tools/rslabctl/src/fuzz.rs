@@ -18,7 +18,7 @@
 //! process always point into a buffer larger than any of those, and the
 //! argument struct is always of the command's own type.
 
-use crate::device::Device;
+use crate::device::{Device, MAX_IOC_SIZE};
 use crate::top::{parse_poolinfo, parse_slabinfo, parse_stats};
 use crate::uapi::{self, Bulk, CacheCreate, HandleArg, ObjAlloc, ObjIo, PoolCreate, PoolResize};
 use crate::uapi::{CacheInfo, Info, PoolInfo};
@@ -150,7 +150,9 @@ impl Fuzzer {
             model: Model::default(),
             buf: vec![0u8; 2 << 20],
             arg: Arg::Info(Info::default()),
-            junk: vec![0u64; 512],
+            // Larger than any size a command number can encode, so that
+            // even a command the kernel wrongly obeyed stays inside it.
+            junk: vec![0u64; MAX_IOC_SIZE / 8 + 1],
             calls: 0,
             violations: 0,
             errnos: BTreeMap::new(),
@@ -444,7 +446,10 @@ impl Fuzzer {
     fn step(&mut self) {
         let (kind, cmd, arg) = self.choose();
         self.calls += 1;
-        let result = self.dev.raw(cmd, arg as usize);
+        // SAFETY: `arg` is the struct `build` made for this command (of its
+        // size), the junk buffer (larger than any size a command encodes),
+        // or one of `BAD_POINTERS`, none of which is memory of this process.
+        let result = unsafe { self.dev.raw(cmd, arg as usize) };
         let label = match result {
             Ok(_) => "OK".to_string(),
             Err(e) => format!("{e:?}"),
