@@ -433,7 +433,8 @@ impl Cache {
     /// Frees an object.
     ///
     /// With [`sys::CHECK_FREES`] (hardened and debug kernels), and in every
-    /// cache with `CONSISTENCY_CHECKS`, a pointer outside this cache's
+    /// debug cache (poison, red zone or consistency checks: no sheaves), a
+    /// pointer outside this cache's
     /// slabs (another cache's object, a SLUB object, a page from the page
     /// allocator, a vmalloc or stack address) is reported and ignored, on
     /// every path: its page does not carry this cache's tag. It is leaked,

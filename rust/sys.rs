@@ -227,9 +227,10 @@ pub(crate) fn metadata_flags(gfp: bindings::gfp_t) -> Flags {
 /// Whether every free checks that its pointer is in one of the cache's
 /// slabs, the sheaf's fast path included: on kernels built for it
 /// (`CONFIG_SLAB_FREELIST_HARDENED`, where SLUB checks as much) and on
-/// sanitizer kernels (`CONFIG_KASAN`, the debug flavour). Elsewhere caches
-/// with consistency checks still check every free, as SLUB's debug caches
-/// do, and kmalloc always does (it finds the class by the page's tag).
+/// sanitizer kernels (`CONFIG_KASAN`, the debug flavour). Elsewhere debug
+/// caches (poison, red zone or consistency checks) still check every free,
+/// as SLUB's debug caches do, and kmalloc always does (it finds the class
+/// by the page's tag).
 pub(crate) const CHECK_FREES: bool = cfg!(any(CONFIG_SLAB_FREELIST_HARDENED, CONFIG_KASAN));
 
 /// The tag of the pages holding `obj` (see `rslab_set_page_tag()`): a
