@@ -51,9 +51,15 @@ unsafe impl pin_init::Zeroable for CpuShared {}
 const SHEAF_MAX: usize = 64;
 
 /// A CPU's stack of free objects.
+///
+/// Only local-node objects are freed onto a sheaf, but a refill from
+/// another node (the local one had none) puts remote objects at its bottom:
+/// `objs[..remote]` may hold some, so a flush returns those to their slabs
+/// and never parks them in the local depot.
 #[repr(C)]
 struct Sheaf {
     count: usize,
+    remote: usize,
     objs: [*mut u8; SHEAF_MAX],
 }
 
@@ -89,6 +95,54 @@ fn depot_capacity(sheaf_capacity: usize) -> usize {
 fn min_partial(size: usize) -> usize {
     (size.ilog2() as usize / 2).clamp(5, 10)
 }
+
+/// KUnit: every live cache, so that unloading the test module can retire
+/// the caches of a test whose assertion failed. KUnit ends such a test's
+/// thread without running its destructors, so its caches stay alive with
+/// their shrinker and hotplug callbacks pointing into the module; after
+/// the unload, the next reclaim would call freed code.
+#[cfg(rslab_kunit)]
+mod live {
+    use super::Cache;
+    use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    /// The addresses of live caches; 0 is a free slot. (Best effort: with
+    /// more live at once, the rest are not tracked.)
+    static LIVE: [AtomicUsize; 64] = [const { AtomicUsize::new(0) }; 64];
+
+    pub(super) fn add(cache: &Cache) {
+        let addr = cache.owner_id();
+        let _ = LIVE
+            .iter()
+            .find(|slot| slot.compare_exchange(0, addr, Relaxed, Relaxed).is_ok());
+    }
+
+    pub(super) fn remove(cache: &Cache) {
+        let addr = cache.owner_id();
+        let _ = LIVE
+            .iter()
+            .find(|slot| slot.compare_exchange(addr, 0, Relaxed, Relaxed).is_ok());
+    }
+
+    /// Unregisters the callbacks of every cache still alive: those of
+    /// failed tests, which stay allocated (nobody frees them), so their
+    /// addresses stay valid.
+    pub(crate) fn retire_leaked() {
+        for slot in LIVE.iter() {
+            let addr = slot.swap(0, Relaxed);
+            if addr != 0 {
+                // SAFETY: A cache registered by `Cache::new` and not yet torn
+                // down: alive, since only its teardown frees it.
+                let cache = unsafe { &*(addr as *const Cache) };
+                cache.shrinker.unregister();
+                cache.cpuhp.remove();
+            }
+        }
+    }
+}
+
+#[cfg(rslab_kunit)]
+pub(crate) use live::retire_leaked;
 
 /// An object cache.
 ///
@@ -180,6 +234,8 @@ impl Cache {
             cache.cpuhp.add();
             cache.shrinker.register(&cache.name, &cache)?;
         }
+        #[cfg(rslab_kunit)]
+        live::add(&cache);
         Ok(cache)
     }
 
@@ -286,8 +342,80 @@ impl Cache {
 
     /// [`Cache::alloc`] with raw `gfp_t` flags, for callers (the mempool)
     /// that need flags the kernel crate's `Flags` cannot express.
+    /// `__GFP_THISNODE` asks for a local-node object or none.
     pub(crate) fn alloc_raw(&self, gfp: bindings::gfp_t) -> Result<NonNull<u8>> {
+        if sys::gfp_thisnode(gfp) {
+            return self.alloc_node_raw(gfp, sys::NUMA_NO_NODE);
+        }
         self.alloc_inner(gfp & bindings::__GFP_ZERO != 0, || gfp)
+    }
+
+    /// Allocates an object of node `nid`, as `kmem_cache_alloc_node()`.
+    ///
+    /// `NUMA_NO_NODE` (-1) is any node: [`Cache::alloc`]. Otherwise the
+    /// object comes from node `nid`'s slabs or a new slab there; only when
+    /// that node has neither a free object nor a page to spare at once does
+    /// it come from another node, as SLUB falls back. `EINVAL` if `nid` is
+    /// not a node with memory; otherwise as [`Cache::alloc`].
+    pub fn alloc_node(&self, gfp: Flags, nid: i32) -> Result<NonNull<u8>> {
+        self.alloc_node_raw(sys::gfp_bits(gfp), nid)
+    }
+
+    /// [`Cache::alloc_node`] with raw flags, where `__GFP_THISNODE` makes
+    /// the node (the local one for `NUMA_NO_NODE`) a requirement: an object
+    /// of that node, or `ENOMEM`.
+    pub(crate) fn alloc_node_raw(&self, gfp: bindings::gfp_t, nid: i32) -> Result<NonNull<u8>> {
+        let strict = sys::gfp_thisnode(gfp);
+        if nid == sys::NUMA_NO_NODE && !strict {
+            return self.alloc_raw(gfp);
+        }
+        let nid = if nid == sys::NUMA_NO_NODE {
+            sys::numa_mem_id()
+        } else {
+            nid
+        };
+        if !sys::node_has_memory(nid) {
+            return Err(EINVAL);
+        }
+        self.events.add(Stat::AllocSlow, 1);
+        let obj = if strict {
+            self.alloc_on(nid, gfp)
+                .inspect_err(|_| self.events.add(Stat::AllocFailed, 1))?
+        } else {
+            match self.alloc_on(nid, sys::gfp_try_node(gfp)) {
+                Ok(obj) => obj,
+                Err(_) => self.grow_and_refill(gfp)?,
+            }
+        };
+        if gfp & bindings::__GFP_ZERO != 0 {
+            self.zero(obj);
+        }
+        Ok(obj)
+    }
+
+    /// An object of node `nid`: from its depot or slabs, else from a new
+    /// slab there, allocated with `gfp`, which holds `__GFP_THISNODE`.
+    fn alloc_on(&self, nid: i32, gfp: bindings::gfp_t) -> Result<NonNull<u8>> {
+        loop {
+            let mut one = [core::ptr::null_mut()];
+            if self.take_from_node(nid, &mut one) == 1 {
+                return NonNull::new(one[0]).ok_or(ENOMEM);
+            }
+            let slab = self.new_slab(gfp, nid)?;
+            // SAFETY: A new slab is live, on no list, and ours; its node is
+            // `nid` (`__GFP_THISNODE`), but its own word is what counts.
+            unsafe {
+                let nid = slab.as_ref().node();
+                self.node(nid).lists.lock().add(slab);
+            }
+        }
+    }
+
+    /// Zeroes an object for `__GFP_ZERO`.
+    fn zero(&self, obj: NonNull<u8>) {
+        // SAFETY: `obj` is a freshly allocated object of
+        // `layout.object_size` bytes that nobody else references yet.
+        unsafe { obj.as_ptr().write_bytes(0, self.layout.object_size) };
     }
 
     fn alloc_inner(
@@ -307,22 +435,26 @@ impl Cache {
             None => self.alloc_slow(gfp())?,
         };
         if zero {
-            // SAFETY: `obj` is a freshly allocated object of
-            // `layout.object_size` bytes that nobody else references yet.
-            unsafe { obj.as_ptr().write_bytes(0, self.layout.object_size) };
+            self.zero(obj);
         }
         Ok(obj)
     }
 
     fn alloc_slow(&self, gfp: bindings::gfp_t) -> Result<NonNull<u8>> {
         self.events.add(Stat::AllocSlow, 1);
+        self.grow_and_refill(gfp)
+    }
+
+    /// Refills the sheaf from any node, local first, growing the local node
+    /// by a slab while none has a free object; one object for the caller.
+    fn grow_and_refill(&self, gfp: bindings::gfp_t) -> Result<NonNull<u8>> {
         loop {
             if let Some(obj) = self.cpus.with(|sheaf, shared| self.refill(sheaf, shared)) {
                 return Ok(obj);
             }
             // No node has a free object: grow, outside every lock.
             let slab = self
-                .new_slab(gfp)
+                .new_slab(gfp, sys::numa_mem_id())
                 .inspect_err(|_| self.events.add(Stat::AllocFailed, 1))?;
             // SAFETY: A new slab is live, on no list, and ours.
             let nid = unsafe { slab.as_ref() }.node();
@@ -340,27 +472,31 @@ impl Cache {
             let local = sys::numa_mem_id();
             let others = (0..self.nodes.len() as i32).filter(|&n| n != local);
             let (nid, taken) = Iterator::chain(core::iter::once(local), others)
-                .map(|nid| (nid, self.take_from_node(nid, want, sheaf)))
+                .map(|nid| (nid, self.take_from_node(nid, &mut sheaf.objs[..want])))
                 .find(|&(_, taken)| taken > 0)?;
+            sheaf.count = taken;
             self.events.add(Stat::Refill, 1);
-            if nid != local {
+            sheaf.remote = if nid != local {
                 self.events.add(Stat::NodeMismatch, taken as u64);
-            }
+                taken
+            } else {
+                0
+            };
         }
         sheaf.count -= 1;
         shared.cached.store(sheaf.count, Relaxed);
         NonNull::new(sheaf.objs[sheaf.count])
     }
 
-    /// Moves up to `want` objects of node `nid` into `sheaf`; returns how
-    /// many. A debug cache (capacity 0) still gets its one object this way.
-    fn take_from_node(&self, nid: i32, want: usize, sheaf: &mut Sheaf) -> usize {
+    /// Fills `out` with objects of node `nid` as far as it has them;
+    /// returns how many. (A debug cache, with sheaves of capacity 0, still
+    /// gets its one object this way.)
+    fn take_from_node(&self, nid: i32, out: &mut [*mut u8]) -> usize {
         let p = self.params();
+        let want = out.len();
         let mut lists = self.node(nid).lists.lock();
         // Parked objects first: no slab to touch.
-        let end = (sheaf.count + want).min(SHEAF_MAX);
-        let mut taken = lists.depot_take(&mut sheaf.objs[sheaf.count..end]);
-        sheaf.count += taken;
+        let mut taken = lists.depot_take(out);
         while taken < want {
             let Some(slab) = lists.alloc_candidate() else {
                 break;
@@ -372,8 +508,7 @@ impl Cache {
             let was = s.inuse();
             while taken < want {
                 let Some(obj) = s.pop(&p) else { break };
-                sheaf.objs[sheaf.count] = obj.as_ptr();
-                sheaf.count += 1;
+                out[taken] = obj.as_ptr();
                 taken += 1;
             }
             lists.count_allocated((s.inuse() - was) as usize);
@@ -393,7 +528,7 @@ impl Cache {
     /// Bits a slab must never be asked for (`GFP_SLAB_BUG_MASK`) are
     /// reported and dropped, as SLUB's `kmalloc_fix_flags()`; the metadata
     /// is allocated within the caller's NOIO/NOFS restrictions.
-    fn new_slab(&self, gfp: bindings::gfp_t) -> Result<NonNull<Slab>> {
+    fn new_slab(&self, gfp: bindings::gfp_t, nid: i32) -> Result<NonNull<Slab>> {
         if self.fault.should_fail() {
             return Err(ENOMEM);
         }
@@ -403,7 +538,6 @@ impl Cache {
             debug::report(&self.name, what, core::ptr::null());
         }
         let p = self.params();
-        let nid = sys::numa_mem_id();
         // The object, not the page, is what `__GFP_ZERO` asks to zero.
         let raw = gfp & !(bindings::__GFP_ZERO | bug);
         let _scope = sys::GfpScope::enter(raw);
@@ -519,25 +653,31 @@ impl Cache {
     }
 
     /// Moves the `n` oldest objects of `sheaf` out: into the local node's
-    /// depot as far as it has room if `park`, the rest to their slabs.
+    /// depot as far as it has room if `park`, the rest (and any that may be
+    /// remote) to their slabs.
     fn flush(&self, sheaf: &mut Sheaf, shared: &CpuShared, n: usize, park: bool) {
         let n = n.min(sheaf.count);
         if n == 0 {
             return;
         }
+        let remote = sheaf.remote.min(n);
         let parked = if park {
             let nid = sys::numa_mem_id();
             let depot = &mut self.node(nid).lists.lock();
-            depot.depot_put(&sheaf.objs[..n], self.depot_capacity)
+            depot.depot_put(&sheaf.objs[remote..n], self.depot_capacity)
         } else {
             0
         };
         let mut freed = Detached::new();
         // SAFETY: Sheaf objects are this cache's allocated-in-slab objects
         // (type invariant), and they leave the sheaf below.
-        unsafe { self.return_batch(&sheaf.objs[parked..n], &mut freed) };
+        unsafe {
+            self.return_batch(&sheaf.objs[..remote], &mut freed);
+            self.return_batch(&sheaf.objs[remote + parked..n], &mut freed);
+        }
         sheaf.objs.copy_within(n..sheaf.count, 0);
         sheaf.count -= n;
+        sheaf.remote = (sheaf.remote - remote).min(sheaf.count);
         shared.cached.store(sheaf.count, Relaxed);
         self.events.add(Stat::Flush, 1);
         self.events.add(Stat::SlabFreed, freed.free() as u64);
@@ -580,8 +720,19 @@ impl Cache {
                     continue;
                 }
             };
-            // SAFETY: `of` found a live slab of this cache; its node is fixed.
-            let nid = unsafe { slab.as_ref() }.node();
+            let nid = if checks {
+                // A checked free may race the free of the slab itself (a
+                // double free racing the last free): take the node from the
+                // page, and follow the slab only once it is confirmed under
+                // the lock below.
+                // SAFETY: `of` found `obj` in the direct map.
+                unsafe { sys::rslab_addr_nid(obj.as_ptr().cast()) }
+            } else {
+                // SAFETY: `of` found the caller's live slab; its node is fixed.
+                unsafe { slab.as_ref() }.node()
+            };
+            #[cfg(rslab_kunit)]
+            crate::tests::race_window(self, obj);
             let lists = match &mut held {
                 Some((n, lists)) if *n == nid => lists,
                 _ => {
@@ -590,15 +741,24 @@ impl Cache {
                     &mut held.insert((nid, self.node(nid).lists.lock())).1
                 }
             };
-            // SAFETY: The slab is on this node's lists, whose lock we hold.
-            let s = unsafe { &mut *slab.as_ptr() };
             if checks {
-                if let Err(bad) = s.check_free(&p, obj.as_ptr()) {
+                let confirmed = if Slab::holds(slab, obj.as_ptr()) {
+                    // SAFETY: Still published, so live and on this node's
+                    // lists, whose lock we hold.
+                    unsafe { slab.as_ref() }.check_free(&p, obj.as_ptr())
+                } else {
+                    // Freed since `of` found it: so was this object.
+                    Err(BadFree::DoubleFree)
+                };
+                if let Err(bad) = confirmed {
                     held = None;
                     self.report_bad_free(bad, obj);
                     continue;
                 }
             }
+            // SAFETY: The slab is on this node's lists, whose lock we hold:
+            // the caller's promise, or confirmed above.
+            let s = unsafe { &mut *slab.as_ptr() };
             // SAFETY: `obj` is an allocated object of `s`: the caller's
             // promise, or established by `check_free`.
             if unsafe { s.free(&p, obj) } {
@@ -753,6 +913,18 @@ impl Cache {
         })
     }
 
+    /// Whether every object parked in a node's depot is of that node.
+    #[cfg(rslab_kunit)]
+    pub(crate) fn depots_hold_local_objects(&self) -> bool {
+        self.nodes.iter().enumerate().all(|(nid, node)| {
+            node.lists.lock().depot().iter().all(|&obj| {
+                // SAFETY: A parked object: in the direct map.
+                let on = unsafe { sys::rslab_addr_nid(obj.cast()) };
+                on == nid as i32
+            })
+        })
+    }
+
     /// A snapshot of the cache's numbers, from counters: each node lock is
     /// held for a few loads, never for a walk of the slabs (interrupts are
     /// off under it).
@@ -802,6 +974,8 @@ impl Cache {
     /// empty slab's pages and leaks the slabs still in use; the number of
     /// leaked objects. A second call finds nothing.
     fn teardown(&mut self) -> usize {
+        #[cfg(rslab_kunit)]
+        live::remove(self);
         // First, so that no dead CPU's flush and no reclaim runs during the
         // rest.
         self.shrinker.unregister();

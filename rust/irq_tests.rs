@@ -6,8 +6,9 @@
 //! A timer fires [`FIRES`] times, in hard interrupt context (an hrtimer in
 //! `HRTIMER_MODE_REL`) or in a softirq (`HRTIMER_MODE_REL_SOFT`). Each
 //! time it allocates with `GFP_ATOMIC` from a kmalloc class and as a large
-//! (page) allocation, fills, checks and frees them, and frees an object that
-//! process context handed over. Meanwhile the test thread allocates, fills,
+//! (page) allocation, takes a bulk batch from the class cache and an element
+//! from a mempool, fills, checks and frees them all, and frees an object
+//! that process context handed over. Meanwhile the test thread allocates, fills,
 //! checks and frees the same sizes with `GFP_KERNEL`, so that interrupts land
 //! inside its critical sections. Every pattern must hold, every allocation
 //! must succeed, nothing may stay allocated, and on the debug kernel lockdep
@@ -19,7 +20,10 @@
 //! first version of this test showed). A plain hrtimer's callback is hard
 //! interrupt context on other kernels, as a device interrupt handler's is.
 
-use crate::kmalloc::Kmalloc;
+use crate::cache::Cache;
+use crate::flags::CacheFlags;
+use crate::kmalloc::{size_class, Kmalloc};
+use crate::mempool::{Backend, Mempool};
 use core::ptr::NonNull;
 use kernel::impl_has_hr_timer;
 use kernel::prelude::*;
@@ -38,6 +42,11 @@ const SIZES: [usize; 2] = [96, 16384];
 /// The byte the interrupt side writes, and the process side's.
 const IRQ_BYTE: u8 = 0xa5;
 const TASK_BYTE: u8 = 0x3c;
+/// Objects in a bulk batch.
+const BULK: usize = 8;
+/// The mempool's element size and reserve.
+const POOL_SIZE: usize = 64;
+const POOL_MIN: usize = 4;
 
 /// The shared state: the allocator, the timer and what each side saw.
 #[pin_data]
@@ -46,6 +55,8 @@ struct Hammer<M: HrTimerMode<Expires = Delta> + 'static> {
     timer: HrTimer<Self>,
     #[pin]
     km: Kmalloc,
+    /// A pool on a cache of its own.
+    pool: Arc<Mempool>,
     fired: Atomic<u64>,
     errors: Atomic<u64>,
     /// An object of `SIZES[0]` bytes that process context allocated and
@@ -59,6 +70,10 @@ impl<M: HrTimerMode<Expires = Delta> + 'static> Hammer<M> {
         try_pin_init!(Self {
             timer <- HrTimer::new(),
             km <- Kmalloc::new(Kmalloc::class_cache),
+            pool: {
+                let cache = Cache::new(c"rslab_irq_pool", POOL_SIZE, 8, CacheFlags::NONE, None)?;
+                Mempool::new(c"rslab_irq_pool", POOL_MIN, Backend::Cache(cache))?
+            },
             fired: Atomic::new(0),
             errors: Atomic::new(0),
             handoff: Atomic::new(0),
@@ -81,20 +96,61 @@ impl<M: HrTimerMode<Expires = Delta> + 'static> Hammer<M> {
             self.error();
             return None;
         };
-        // SAFETY: `size` bytes just allocated, ours alone.
-        unsafe { p.as_ptr().write_bytes(byte, size) };
+        Self::fill(p.as_ptr(), size, byte);
         Some(p)
+    }
+
+    /// Fills `size` bytes at `p` with `byte`.
+    fn fill(p: *mut u8, size: usize, byte: u8) {
+        // SAFETY: Callers pass a live allocation of `size` bytes, theirs
+        // alone.
+        unsafe { p.write_bytes(byte, size) };
+    }
+
+    /// Counts an error unless the `size` bytes at `p` are all `byte`.
+    fn check(&self, p: *const u8, size: usize, byte: u8) {
+        // SAFETY: Callers pass a live allocation of `size` bytes, theirs
+        // alone.
+        let bytes = unsafe { core::slice::from_raw_parts(p, size) };
+        if bytes.iter().any(|&b| b != byte) {
+            self.error();
+        }
     }
 
     /// Checks that `p`'s `size` bytes are all `byte`, then frees it.
     fn check_and_free(&self, p: NonNull<u8>, size: usize, byte: u8) {
-        // SAFETY: A live allocation of `size` bytes, ours alone.
-        let bytes = unsafe { core::slice::from_raw_parts(p.as_ptr(), size) };
-        if bytes.iter().any(|&b| b != byte) {
-            self.error();
-        }
+        self.check(p.as_ptr(), size, byte);
         // SAFETY: Allocated by `self.km`, freed once, here.
         unsafe { self.km.free(p) };
+    }
+
+    /// A bulk batch from the first size's class cache: filled, checked and
+    /// freed in bulk.
+    fn bulk_round(&self, gfp: kernel::alloc::Flags, byte: u8) {
+        let Some(class) = size_class(SIZES[0]) else {
+            return self.error();
+        };
+        let cache = &self.km.caches()[class];
+        let size = cache.layout().object_size;
+        let mut objs = [core::ptr::null_mut(); BULK];
+        if cache.alloc_bulk(gfp, &mut objs).is_err() {
+            return self.error();
+        }
+        objs.iter().for_each(|&p| Self::fill(p, size, byte));
+        objs.iter().for_each(|&p| self.check(p, size, byte));
+        // SAFETY: Allocated from `cache` just above, freed once.
+        unsafe { cache.free_bulk(&objs) };
+    }
+
+    /// An element of the pool: filled, checked and freed.
+    fn pool_round(&self, gfp: kernel::alloc::Flags, byte: u8) {
+        let Ok(p) = self.pool.alloc(gfp) else {
+            return self.error();
+        };
+        Self::fill(p.as_ptr(), POOL_SIZE, byte);
+        self.check(p.as_ptr(), POOL_SIZE, byte);
+        // SAFETY: Allocated from the pool just above, freed once.
+        unsafe { self.pool.free(p) };
     }
 
     /// One round of either side.
@@ -105,6 +161,8 @@ impl<M: HrTimerMode<Expires = Delta> + 'static> Hammer<M> {
                 self.check_and_free(p, size, byte);
             }
         }
+        self.bulk_round(gfp, byte);
+        self.pool_round(gfp, byte);
     }
 
     /// The interrupt side: a round, and the handed-over object.
@@ -168,6 +226,8 @@ fn hammer<M: HrTimerMode<Expires = Delta> + 'static>() -> Result {
     for cache in h.km.caches() {
         assert_eq!(cache.stats().active_objs, 0);
     }
+    let pool = h.pool.stats();
+    assert_eq!((pool.outstanding, pool.curr_nr), (0, POOL_MIN));
     Ok(())
 }
 
@@ -176,7 +236,8 @@ mod tests {
     use super::*;
 
     /// `GFP_ATOMIC` allocations and frees in hard interrupt context,
-    /// kmalloc classes and large, against process context on the same.
+    /// kmalloc classes and large, bulk and mempool, against process context
+    /// on the same.
     #[test]
     fn hard_irq_alloc_and_free_against_process_context() -> Result {
         hammer::<RelativeMode<Monotonic>>()

@@ -192,20 +192,19 @@ impl Kmalloc {
         Ok(addr)
     }
 
-    /// The class cache whose slab holds `ptr`, found by its pages' tag;
+    /// The class cache whose pages carry `tag` (see [`sys::page_tag`]);
     /// `None` for anything else.
-    fn cache_of(&self, ptr: *const u8) -> Option<&Arc<Cache>> {
-        let tag = sys::page_tag(ptr);
+    fn cache_of(&self, tag: usize) -> Option<&Arc<Cache>> {
         let class = self.tags.iter().position(|&t| t == tag)?;
         self.caches.get(class)
     }
 
-    /// The order of the large allocation at `ptr`, read from its head page
-    /// without a lock; `None` if `ptr` is not the start of one. The pages'
-    /// tag is checked first, so another page's `private` is never taken for
-    /// a mark.
-    fn large_at(&self, ptr: *const u8) -> Option<u32> {
-        if sys::page_tag(ptr) != self.large_tag {
+    /// The order of the large allocation at `ptr`, whose pages carry `tag`,
+    /// read from its head page without a lock; `None` if `ptr` is not the
+    /// start of one. The tag is checked first, so another page's `private`
+    /// is never taken for a mark.
+    fn large_at(&self, ptr: *const u8, tag: usize) -> Option<u32> {
+        if tag != self.large_tag {
             return None;
         }
         // SAFETY: Any address is accepted; one outside the direct map gives
@@ -223,9 +222,10 @@ impl Kmalloc {
     ///
     /// `ptr` must be a live allocation from this allocator.
     pub unsafe fn ksize(&self, ptr: NonNull<u8>) -> usize {
-        match self.cache_of(ptr.as_ptr()) {
+        let tag = sys::page_tag(ptr.as_ptr());
+        match self.cache_of(tag) {
             Some(cache) => cache.layout().object_size,
-            None => self.large_at(ptr.as_ptr()).map_or(0, slab_bytes),
+            None => self.large_at(ptr.as_ptr(), tag).map_or(0, slab_bytes),
         }
     }
 
@@ -240,12 +240,15 @@ impl Kmalloc {
     /// A pointer into this allocator's memory must be a live allocation,
     /// not used again.
     pub unsafe fn free(&self, ptr: NonNull<u8>) {
-        if let Some(cache) = self.cache_of(ptr.as_ptr()) {
+        // One read of the page's tag tells a class object, a large
+        // allocation and a foreign pointer apart.
+        let tag = sys::page_tag(ptr.as_ptr());
+        if let Some(cache) = self.cache_of(tag) {
             // SAFETY: The caller's promise; the object is in a slab of
             // `cache`, whose tag its page carries.
             return unsafe { cache.free_owned(ptr) };
         }
-        match self.large_at(ptr.as_ptr()) {
+        match self.large_at(ptr.as_ptr(), tag) {
             Some(order) => {
                 self.large_pages.fetch_sub(1 << order, Relaxed);
                 // SAFETY: The start of a live large allocation (the caller's

@@ -179,6 +179,13 @@ impl NodeLists {
         n
     }
 
+    /// The parked objects, for the KUnit test that checks they are all of
+    /// this node.
+    #[cfg(rslab_kunit)]
+    pub(crate) fn depot(&self) -> &[*mut u8] {
+        &self.depot[..self.depot_len]
+    }
+
     /// Adds a new slab (every object free).
     ///
     /// # Safety
@@ -226,10 +233,13 @@ impl NodeLists {
             let Some(slab) = self.empty.first() else {
                 break;
             };
-            // SAFETY: `slab` is on the empty list; after removal it is on none.
-            unsafe { self.detach(slab, SlabState::Empty) };
-            // SAFETY: Detached above.
-            unsafe { out.push(slab) };
+            // SAFETY: `slab` is on the empty list; after removal it is on
+            // none, and it is unpublished under the lock, to be freed.
+            unsafe {
+                self.detach(slab, SlabState::Empty);
+                slab.as_ref().unpublish();
+                out.push(slab);
+            }
         }
     }
 
@@ -246,8 +256,12 @@ impl NodeLists {
                 // SAFETY: On the `state` list; after removal on none.
                 unsafe { self.detach(slab, state) };
                 if live == 0 {
-                    // SAFETY: Detached above.
-                    unsafe { out.push(slab) };
+                    // SAFETY: Detached above, unpublished under the lock, to
+                    // be freed.
+                    unsafe {
+                        slab.as_ref().unpublish();
+                        out.push(slab);
+                    }
                 } else {
                     inuse += live;
                     // SAFETY: Detached above.

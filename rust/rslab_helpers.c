@@ -282,6 +282,23 @@ gfp_t rslab_gfp_opportunistic(gfp_t gfp)
 	return gfp;
 }
 
+/*
+ * The gfp for a first try at a new slab on a preferred node: that node only,
+ * and no waiting (SLUB's ___slab_alloc() "trynode_flags"); the caller falls
+ * back to any node with its own gfp if it fails.
+ */
+gfp_t rslab_gfp_try_node(gfp_t gfp)
+{
+	return (gfp & (GFP_NOWAIT | __GFP_NOMEMALLOC | __GFP_ACCOUNT)) |
+	       __GFP_NOWARN | __GFP_THISNODE;
+}
+
+/* Whether @nid is a node with memory: one a node-directed allocation may name. */
+bool rslab_node_has_memory(int nid)
+{
+	return nid >= 0 && nid < nr_node_ids && node_state(nid, N_MEMORY);
+}
+
 /* Whether @gfp may use the reserves above the min watermark (GFP_ATOMIC). */
 bool rslab_gfp_high(gfp_t gfp)
 {

@@ -226,6 +226,9 @@ impl Drop for Rslab {
             // SAFETY: Held objects of `kmalloc`, each freed once.
             unsafe { self.kmalloc.free(obj) };
         }
+        // Before the hotplug state goes (a field, dropped after this).
+        #[cfg(rslab_kunit)]
+        cache::retire_leaked();
         pr_info!("unloaded\n");
     }
 }

@@ -213,6 +213,31 @@ impl Slab {
         (err == 0 && head[0] == page as usize).then_some((head[0] as *mut u8, head[1]))
     }
 
+    /// Unpublishes the slab as it leaves its node's lists to be freed: its
+    /// head page's `private` no longer leads to it. Done under the node
+    /// lock, so that a checked free, which finds the slab without the lock,
+    /// can confirm under it ([`Slab::holds`]) that the slab was not taken
+    /// away to be freed in between: a double free racing the last free.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock of the node list the slab was just taken
+    /// off, and frees the slab next.
+    pub(crate) unsafe fn unpublish(&self) {
+        // SAFETY: `base` is this slab's head page (type invariant); the
+        // slab is freed next, so nothing needs the pointer any more.
+        unsafe { sys::rslab_set_page_private(self.base.as_ptr().cast(), ptr::null_mut()) };
+    }
+
+    /// Whether `obj`'s head page still leads to `slab`: with the node lock
+    /// held, whether `slab` (found by [`Slab::of`] before the lock was
+    /// taken) is still live and on the lists (see [`Slab::unpublish`]).
+    pub(crate) fn holds(slab: NonNull<Slab>, obj: *const u8) -> bool {
+        // SAFETY: Any address is accepted; non-direct-map ones give NULL.
+        let meta = unsafe { sys::rslab_page_private(obj.cast::<c_void>()) };
+        meta == slab.as_ptr().cast()
+    }
+
     /// The node whose list holds this slab.
     pub(crate) fn node(&self) -> i32 {
         self.node
@@ -282,8 +307,9 @@ impl Slab {
     /// as allocated from then on (leaked, and reported at destroy) rather
     /// than followed.
     pub(crate) fn pop(&mut self, p: &SlabParams<'_>) -> Option<NonNull<u8>> {
+        // The head needs no check: `push` and the check of each next
+        // pointer below put only slots of this slab there.
         let obj = NonNull::new(self.freelist)?;
-        let index = self.index_of(p.layout, obj.as_ptr())?;
         let at = obj.as_ptr().wrapping_add(p.layout.free_offset);
         // SAFETY: `obj` is the head of this slab's freelist: a free slot.
         let next =
@@ -297,15 +323,28 @@ impl Slab {
             self.inuse = self.objects;
             ptr::null_mut()
         };
-        if let Some(word) = self.allocated.get_mut(index / 64) {
-            *word |= 1 << (index % 64);
-        }
+        self.mark(p.layout, obj.as_ptr(), true);
         debug::prepare_alloc(p.layout, p.flags, p.name, self.slot_bytes(p.layout, obj));
         Some(obj)
     }
 
+    /// Sets or clears `obj`'s bit in `allocated`: only with consistency
+    /// checks, so that other caches never work out a slot index.
+    fn mark(&mut self, layout: &Layout, obj: *const u8, allocated: bool) {
+        if self.allocated.is_empty() {
+            return;
+        }
+        let Some(index) = self.index_of(layout, obj) else {
+            return;
+        };
+        if let Some(word) = self.allocated.get_mut(index / 64) {
+            let bit = 1 << (index % 64);
+            *word = if allocated { *word | bit } else { *word & !bit };
+        }
+    }
+
     /// Checks a pointer about to be freed to this slab (consistency checks).
-    pub(crate) fn check_free(&mut self, p: &SlabParams<'_>, obj: *mut u8) -> Result<(), BadFree> {
+    pub(crate) fn check_free(&self, p: &SlabParams<'_>, obj: *mut u8) -> Result<(), BadFree> {
         let index = self.index_of(p.layout, obj).ok_or(BadFree::Misaligned)?;
         if let Some(word) = self.allocated.get(index / 64) {
             if word & (1 << (index % 64)) == 0 {
@@ -328,11 +367,7 @@ impl Slab {
         if !debug::check_red_zone(p.layout, p.flags, p.name, self.slot_bytes(p.layout, obj)) {
             return false;
         }
-        if let Some(index) = self.index_of(p.layout, obj.as_ptr()) {
-            if let Some(word) = self.allocated.get_mut(index / 64) {
-                *word &= !(1 << (index % 64));
-            }
-        }
+        self.mark(p.layout, obj.as_ptr(), false);
         debug::prepare_free(p.layout, p.flags, self.slot_bytes(p.layout, obj));
         self.push(p, obj);
         self.inuse -= 1;

@@ -55,6 +55,10 @@ extern "C" {
     pub(crate) fn rslab_pages_free(addr: *mut c_void, order: u32);
     pub(crate) fn rslab_kmemleak_not_leak(ptr: *const c_void);
     fn rslab_gfp_opportunistic(gfp: bindings::gfp_t) -> bindings::gfp_t;
+    fn rslab_gfp_try_node(gfp: bindings::gfp_t) -> bindings::gfp_t;
+    fn rslab_node_has_memory(nid: i32) -> bool;
+    #[cfg(rslab_kunit)]
+    fn rslab_kunit_skip(why: *const kernel::ffi::c_char);
     fn rslab_gfp_high(gfp: bindings::gfp_t) -> bool;
     fn rslab_gfp_slab_bug(gfp: bindings::gfp_t) -> bindings::gfp_t;
     fn rslab_gfp_scope_enter(gfp: bindings::gfp_t) -> u32;
@@ -182,6 +186,36 @@ pub(crate) fn gfp_bits(flags: Flags) -> bindings::gfp_t {
 pub(crate) fn gfp_opportunistic(gfp: bindings::gfp_t) -> bindings::gfp_t {
     // SAFETY: Pure computation on the flags.
     unsafe { rslab_gfp_opportunistic(gfp) }
+}
+
+/// `gfp` for a first, cheap try at a new slab on a preferred node only.
+pub(crate) fn gfp_try_node(gfp: bindings::gfp_t) -> bindings::gfp_t {
+    // SAFETY: Pure computation on the flags.
+    unsafe { rslab_gfp_try_node(gfp) }
+}
+
+/// `__GFP_THISNODE`, a macro bindgen cannot see: `BIT(___GFP_THISNODE_BIT)`.
+pub(crate) const GFP_THISNODE: bindings::gfp_t = 1 << bindings::___GFP_THISNODE_BIT;
+
+/// Whether `gfp` holds `__GFP_THISNODE`: the node's memory or nothing.
+pub(crate) fn gfp_thisnode(gfp: bindings::gfp_t) -> bool {
+    gfp & GFP_THISNODE != 0
+}
+
+/// The kernel's "no node in particular".
+pub(crate) const NUMA_NO_NODE: i32 = bindings::NUMA_NO_NODE;
+
+/// Whether `nid` is a node with memory (any other value is not).
+pub(crate) fn node_has_memory(nid: i32) -> bool {
+    // SAFETY: Any value is accepted and range-checked.
+    unsafe { rslab_node_has_memory(nid) }
+}
+
+/// Marks the running KUnit case skipped, with `why`.
+#[cfg(rslab_kunit)]
+pub(crate) fn kunit_skip(why: &kernel::str::CStr) {
+    // SAFETY: `why` is a NUL-terminated string that outlives the call.
+    unsafe { rslab_kunit_skip(kernel::str::CStrExt::as_char_ptr(why)) }
 }
 
 /// Whether the current task has a fatal signal pending.

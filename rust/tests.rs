@@ -8,7 +8,25 @@
 //! debug caches, which detect it, and is counted through
 //! [`crate::debug::REPORTS`].
 
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 use kernel::prelude::*;
+
+/// The object whose free the race test puts in [`race_window`].
+static RACING: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Called by a checked free between finding the object's slab and taking
+/// the node lock: if `obj` is the object the race test set, frees it there
+/// first, so the outer free is a double free racing the last free, in the
+/// one window where it could follow a slab freed under it.
+pub(crate) fn race_window(cache: &crate::cache::Cache, obj: NonNull<u8>) {
+    let racing = RACING.compare_exchange(obj.as_ptr(), core::ptr::null_mut(), Relaxed, Relaxed);
+    if racing.is_ok() {
+        // SAFETY: The test allocated `obj` from `cache` and frees it here
+        // once; the outer free is the deliberate second one.
+        unsafe { cache.free(obj) };
+    }
+}
 
 #[kunit_tests(rslab_layout)]
 mod layout_tests {
@@ -106,6 +124,7 @@ mod cache_tests {
     use crate::debug::REPORTS;
     use crate::flags::CacheFlags;
     use crate::stats::Stat;
+    use crate::sys;
     use core::ptr::NonNull;
     use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     use kernel::prelude::*;
@@ -292,12 +311,14 @@ mod cache_tests {
             assert!(cache.inuse_counters_match());
             if flags.contains(CacheFlags::CONSISTENCY_CHECKS) {
                 let obj = cache.alloc(GFP_KERNEL)?;
+                let before = reports();
                 // SAFETY: Freed once, then (deliberately, with checks that
                 // catch it) a second time: reported and ignored.
                 unsafe {
                     cache.free(obj);
                     cache.free(obj);
                 }
+                assert_eq!(reports(), before + 1);
             }
             assert!(cache.inuse_counters_match());
             free_all(&cache, &mut kept);
@@ -305,6 +326,122 @@ mod cache_tests {
             cache.shrink();
             assert!(cache.inuse_counters_match());
         }
+        Ok(())
+    }
+
+    /// A double free racing the last free of its slab, with consistency
+    /// checks: the first free empties the slab and frees it (beyond
+    /// `min_partial` empty ones) after the second has found the slab but
+    /// before it takes the node lock. The second must not follow the freed
+    /// slab (KASAN sees it if it does): it is reported as a double free.
+    #[test]
+    fn a_double_free_racing_the_slabs_free_is_reported() -> Result {
+        let cache = cache(c"rslab_test_race", 64, CacheFlags::CONSISTENCY_CHECKS)?;
+        let per_slab = cache.layout().objects(cache.layout().order) as usize;
+        let mut objs = alloc_n(&cache, (cache.min_partial() + 1) * per_slab)?;
+        let last = objs.pop().ok_or(EINVAL)?;
+        free_all(&cache, &mut objs);
+        assert_eq!(cache.stats().empty_slabs, cache.min_partial());
+        let before = reports();
+        super::RACING.store(last.as_ptr(), Relaxed);
+        // SAFETY: `last` is from `cache`; `race_window` frees it first, so
+        // this free is the deliberate double free, which checks catch.
+        unsafe { cache.free(last) };
+        assert!(super::RACING.load(Relaxed).is_null());
+        assert_eq!(reports(), before + 1);
+        let st = cache.stats();
+        assert_eq!((st.active_objs, st.num_slabs), (0, cache.min_partial()));
+        assert!(cache.inuse_counters_match());
+        assert_eq!(Cache::destroy(cache), Some(0));
+        Ok(())
+    }
+
+    /// The node `obj` lives on.
+    fn nid_of(obj: NonNull<u8>) -> i32 {
+        // SAFETY: An object: in the direct map.
+        unsafe { sys::rslab_addr_nid(obj.as_ptr().cast()) }
+    }
+
+    /// Node-directed allocations (`alloc_node`, `__GFP_THISNODE`) give
+    /// objects of their node, on every node with memory, across slabs; a
+    /// node id that names none is `EINVAL`.
+    #[test]
+    fn node_directed_allocations_stay_on_their_node() -> Result {
+        let cache = cache(c"rslab_test_node", 64, CacheFlags::NONE)?;
+        let per_slab = cache.layout().objects(cache.layout().order) as usize;
+        let thisnode = sys::gfp_bits(GFP_KERNEL) | sys::GFP_THISNODE;
+        for nid in (0..sys::nr_node_ids() as i32).filter(|&n| sys::node_has_memory(n)) {
+            let mut objs = KVec::with_capacity(per_slab + 1, GFP_KERNEL)?;
+            for i in 0..=per_slab {
+                let obj = if i % 2 == 0 {
+                    cache.alloc_node_raw(thisnode, nid)?
+                } else {
+                    cache.alloc_node(GFP_KERNEL, nid)?
+                };
+                objs.push(obj, GFP_KERNEL)?;
+                assert_eq!(nid_of(obj), nid);
+            }
+            free_all(&cache, &mut objs);
+        }
+        // `__GFP_THISNODE` with no node: the local node (read on both sides
+        // of the call; a task that moved between nodes tries again).
+        let mut checked = 0;
+        for _ in 0..8 {
+            let local = sys::numa_mem_id();
+            let obj = cache.alloc_raw(thisnode)?;
+            if sys::numa_mem_id() == local {
+                assert_eq!(nid_of(obj), local);
+                checked += 1;
+            }
+            // SAFETY: From `cache`, freed once.
+            unsafe { cache.free(obj) };
+        }
+        assert!(checked > 0);
+        for bad in [sys::nr_node_ids() as i32, -2, i32::MAX] {
+            assert_eq!(cache.alloc_node(GFP_KERNEL, bad).err(), Some(EINVAL));
+        }
+        assert_eq!(cache.stats().active_objs, 0);
+        Ok(())
+    }
+
+    /// A refill from another node leaves remote objects in the sheaf; a
+    /// flush must return them to their slabs, never park them in the local
+    /// depot, where the next refill would take them as local.
+    #[test]
+    fn remote_objects_never_park_in_the_local_depot() -> Result {
+        let local = sys::numa_mem_id();
+        let Some(remote) =
+            (0..sys::nr_node_ids() as i32).find(|&n| n != local && sys::node_has_memory(n))
+        else {
+            sys::kunit_skip(c"one node with memory: no remote objects");
+            return Ok(());
+        };
+        let cache = cache(c"rslab_test_depot_node", 64, CacheFlags::NONE)?;
+        let per_slab = cache.layout().objects(cache.layout().order) as usize;
+        for _ in 0..4 {
+            cache.shrink();
+            // Free objects on the remote node only...
+            let mut far = KVec::with_capacity(2 * per_slab, GFP_KERNEL)?;
+            for _ in 0..2 * per_slab {
+                far.push(cache.alloc_node(GFP_KERNEL, remote)?, GFP_KERNEL)?;
+            }
+            free_all(&cache, &mut far);
+            // ...none on the local node, whose objects are all held...
+            let mut near = KVec::with_capacity(2 * per_slab, GFP_KERNEL)?;
+            for _ in 0..2 * per_slab {
+                near.push(cache.alloc_node(GFP_KERNEL, local)?, GFP_KERNEL)?;
+            }
+            // ...so this refills the sheaf with remote objects...
+            let one = cache.alloc(GFP_KERNEL)?;
+            // ...and these local frees overflow it: a flush with the remote
+            // ones at its bottom.
+            free_all(&cache, &mut near);
+            assert!(cache.depots_hold_local_objects());
+            // SAFETY: From `cache`, freed once.
+            unsafe { cache.free(one) };
+        }
+        assert!(cache.stats().event(Stat::NodeMismatch) > 0);
+        assert!(cache.depots_hold_local_objects());
         Ok(())
     }
 
@@ -632,6 +769,59 @@ mod cache_tests {
             }
         }
         st.done.fetch_add(1, Relaxed);
+    }
+
+    /// Workers that grow an empty cache at once: each that finds no free
+    /// object allocates a slab and takes a sheaf's batch of it, so the free
+    /// objects left in slabs when all are done are fewer than one slab per
+    /// worker and one more. (SLUB also lets each CPU in its slow path
+    /// allocate a slab; an unbounded over-allocation fails this.)
+    #[test]
+    fn concurrent_growth_allocates_at_most_a_slab_per_grower() -> Result {
+        const EACH: usize = 200;
+        let workers = 2 * sys::num_present_cpus() as usize;
+        let cache = cache(c"rslab_test_growth", 64, CacheFlags::NONE)?;
+        let per_slab = cache.layout().objects(cache.layout().order) as usize;
+        let st = Arc::new(
+            (cache, AtomicUsize::new(0), AtomicUsize::new(0)),
+            GFP_KERNEL,
+        )?;
+        for _ in 0..workers {
+            let st = st.clone();
+            kernel::workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+                let (cache, allocated, release) = &*st;
+                let mut objs = [core::ptr::null_mut(); EACH];
+                let got = cache.alloc_bulk(GFP_KERNEL, &mut objs).is_ok();
+                allocated.fetch_add(1, Relaxed);
+                // Hold them until the test has looked.
+                while release.load(Relaxed) == 0 {
+                    kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+                }
+                if got {
+                    // SAFETY: Allocated from `cache` above, freed once.
+                    unsafe { cache.free_bulk(&objs) };
+                }
+                allocated.fetch_sub(1, Relaxed);
+            })?;
+        }
+        let (cache, allocated, release) = &*st;
+        let mut waited = 0;
+        while allocated.load(Relaxed) < workers && waited < 30_000 {
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(10));
+            waited += 10;
+        }
+        let all = allocated.load(Relaxed) == workers;
+        let s = cache.stats();
+        release.store(1, Relaxed);
+        while allocated.load(Relaxed) > 0 {
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(10));
+        }
+        assert!(all);
+        assert_eq!(s.active_objs, workers * EACH);
+        let free_in_slabs = s.num_objs - s.active_objs - s.cached_objs;
+        assert!(free_in_slabs < (workers + 1) * per_slab);
+        assert_eq!(cache.stats().active_objs, 0);
+        Ok(())
     }
 
     #[test]

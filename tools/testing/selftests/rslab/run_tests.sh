@@ -30,7 +30,15 @@ passed=0 failed=0 skipped=0
 
 ktap_header
 ktap_plan ${#TESTS[@]}
-ktap_msg "kernel $(uname -r), $(nproc) CPUs, taint $(cat /proc/sys/kernel/tainted) at start"
+nodes=$(ls -d /sys/devices/system/node/node[0-9]* 2>/dev/null | wc -l)
+ktap_msg "kernel $(uname -r), $(nproc) CPUs, $nodes NUMA nodes, taint $(cat /proc/sys/kernel/tainted) at start"
+# A run that asked for NUMA nodes (scripts/vm-run --numa) must have them:
+# otherwise the remote-node paths it is for go untested, silently.
+numa_failed=0
+if [ -n "${RSLAB_NUMA_NODES:-}" ] && [ "$nodes" -ne "$RSLAB_NUMA_NODES" ]; then
+	ktap_msg "FAIL: the run asked for $RSLAB_NUMA_NODES NUMA nodes, the kernel has $nodes"
+	numa_failed=1
+fi
 # kmemleak's suspects from before the suite are reported here and then
 # forgotten, so that the final scan judges only what the suite did. Its
 # automatic scans are stopped: the suite's own scans are the ones judged,
@@ -70,6 +78,7 @@ for t in "${TESTS[@]}"; do
 	fi
 done
 
+failed=$((failed + numa_failed))
 echo "# Totals: pass:$KTAP_CNT_PASS fail:$KTAP_CNT_FAIL xfail:0 xpass:0 skip:0 error:0"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ $failed -eq 0 ]
