@@ -135,12 +135,16 @@ VM_TIMEOUT := $(if $(filter debug,$(FLAVOUR)),1800,1200)
 # that the suite runs rslab's remote-node paths: refills from and frees to
 # another node, node-directed allocations; the debug VMs have one.
 VM_NUMA := $(if $(filter default,$(FLAVOUR)),2,1)
+# VM_APPEND: more kernel parameters. make check boots the default kernel
+# with init_on_alloc=1 and the second debug VM with init_on_free=1, so that
+# KUnit checks rslab honours each (distributions turn them on).
+VM_APPEND := $(if $(filter default,$(FLAVOUR)),init_on_alloc=1)
 # SUITE: the scripts to run (default: all); VM_LOG: where vm-run keeps the
 # output (default: build/vm-$(FLAVOUR).log, the console beside it).
 vm-check:
 	$(if $(filter default,$(FLAVOUR)),scripts/vm-run-selftest)
 	$(VM_RUN) --flavour $(FLAVOUR) $(if $(VM_LOG),--log $(VM_LOG)) --timeout $(VM_TIMEOUT) \
-		--numa $(VM_NUMA) --expect-verdict -- env $(SEED_ENV) $(SELFTESTS)/run_tests.sh $(SUITE)
+		--numa $(VM_NUMA) $(if $(VM_APPEND),--append "$(VM_APPEND)") --expect-verdict -- env $(SEED_ENV) $(SELFTESTS)/run_tests.sh $(SUITE)
 
 # make check's VMs, three at once: the default kernel's (the runner's own
 # tests, then the whole suite) and the debug kernel's in two parts. The
@@ -161,8 +165,10 @@ vm-checks:
 vm-check-default:
 	$(MAKE) vm-check
 
+DEBUG_APPEND_2 := init_on_free=1
 vm-check-debug-%:
-	$(MAKE) FLAVOUR=debug VM_LOG=build/vm-debug-$*.log SUITE="$(DEBUG_PART_$*) dmesg_clean.sh" vm-check
+	$(MAKE) FLAVOUR=debug VM_LOG=build/vm-debug-$*.log SUITE="$(DEBUG_PART_$*) dmesg_clean.sh" \
+		$(if $(DEBUG_APPEND_$*),VM_APPEND="$(DEBUG_APPEND_$*)") vm-check
 
 # The long runs, on the debug kernel, each followed by the kernel-log and
 # kmemleak verdict. FUZZ_SEED picks the seed (default: a new one, printed

@@ -21,6 +21,7 @@ use crate::debug;
 use crate::fault::FaultInject;
 use crate::flags::CacheFlags;
 use crate::hotplug::Instance;
+use crate::kasan;
 use crate::layout::Layout;
 use crate::node::{Detached, Node};
 use crate::percpu::PerCpu;
@@ -160,6 +161,14 @@ pub struct Cache {
     min_partial: usize,
     capacity: usize,
     depot_capacity: usize,
+    /// `init_on_alloc` / `init_on_free` as they apply to this cache: as in
+    /// SLUB, not for a cache with a constructor or poisoning, whose free
+    /// objects' bytes are their state.
+    init_alloc: bool,
+    init_free: bool,
+    /// `capacity == 0 || init_free`: whether a free needs more than the
+    /// sheaf, so that the common free tests one flag.
+    free_special: bool,
     nodes: KVec<Pin<KBox<Node>>>,
     cpus: PerCpu<Sheaf, CpuShared>,
     events: Counters,
@@ -211,11 +220,15 @@ impl Cache {
         } else {
             sheaf_capacity(layout.size)
         };
+        let plain = ctor.is_none() && !flags.contains(CacheFlags::POISON);
         let cache = Self {
             name: CString::try_from_fmt(fmt!("{name}"))?,
             capacity,
             depot_capacity: depot_capacity(capacity),
             min_partial: min_partial(layout.size),
+            init_alloc: plain && sys::init_on_alloc(),
+            init_free: plain && sys::init_on_free(),
+            free_special: capacity == 0 || plain && sys::init_on_free(),
             layout,
             flags,
             ctor,
@@ -323,6 +336,8 @@ impl Cache {
             owner: self.owner_id(),
             tag: self.tag(),
             name: &self.name,
+            init_free: self.init_free,
+            zero_on_free: self.init_free && self.capacity == 0,
         }
     }
 
@@ -336,8 +351,12 @@ impl Cache {
     /// `__GFP_ZERO` zeroes the object; `__GFP_NOWARN` silences the page
     /// allocator. A refusal is `ENOMEM`.
     pub fn alloc(&self, gfp: Flags) -> Result<NonNull<u8>> {
+        sys::might_alloc(|| sys::gfp_bits(gfp));
         // The raw flags are only worked out on the slow path.
-        self.alloc_inner(gfp.contains(__GFP_ZERO), || sys::gfp_bits(gfp))
+        // (Worked out after the sheaf, from `gfp`, which is kept anyway:
+        // one register less across the local lock.)
+        let zero = || gfp.contains(__GFP_ZERO) | self.init_alloc;
+        self.alloc_inner(zero, || sys::gfp_bits(gfp))
     }
 
     /// [`Cache::alloc`] with raw `gfp_t` flags, for callers (the mempool)
@@ -347,7 +366,9 @@ impl Cache {
         if sys::gfp_thisnode(gfp) {
             return self.alloc_node_raw(gfp, sys::NUMA_NO_NODE);
         }
-        self.alloc_inner(gfp & bindings::__GFP_ZERO != 0, || gfp)
+        sys::might_alloc(|| gfp);
+        let zero = || (gfp & bindings::__GFP_ZERO != 0) | self.init_alloc;
+        self.alloc_inner(zero, || gfp)
     }
 
     /// Allocates an object of node `nid`, as `kmem_cache_alloc_node()`.
@@ -377,6 +398,7 @@ impl Cache {
         if !sys::node_has_memory(nid) {
             return Err(EINVAL);
         }
+        sys::might_alloc(|| gfp);
         self.events.add(Stat::AllocSlow, 1);
         let obj = if strict {
             self.alloc_on(nid, gfp)
@@ -387,7 +409,8 @@ impl Cache {
                 Err(_) => self.grow_and_refill(gfp)?,
             }
         };
-        if gfp & bindings::__GFP_ZERO != 0 {
+        kasan::unpoison(obj.as_ptr(), self.layout.object_size);
+        if gfp & bindings::__GFP_ZERO != 0 || self.init_alloc {
             self.zero(obj);
         }
         Ok(obj)
@@ -418,9 +441,10 @@ impl Cache {
         unsafe { obj.as_ptr().write_bytes(0, self.layout.object_size) };
     }
 
+    #[inline(always)]
     fn alloc_inner(
         &self,
-        zero: bool,
+        zero: impl FnOnce() -> bool,
         gfp: impl FnOnce() -> bindings::gfp_t,
     ) -> Result<NonNull<u8>> {
         let fast = self.cpus.with(|sheaf, shared| {
@@ -434,7 +458,8 @@ impl Cache {
             Some(obj) => obj,
             None => self.alloc_slow(gfp())?,
         };
-        if zero {
+        kasan::unpoison(obj.as_ptr(), self.layout.object_size);
+        if zero() {
             self.zero(obj);
         }
         Ok(obj)
@@ -598,6 +623,17 @@ impl Cache {
         unsafe { self.free_inner(obj, false) }
     }
 
+    /// Whether KASAN's shadow says `obj` is free already (then reported): a
+    /// double free, caught in every cache on a KASAN kernel. Reads only the
+    /// shadow, so a pointer that is no free object costs nothing.
+    fn kasan_double_free(&self, obj: NonNull<u8>) -> bool {
+        let free = kasan::is_free(obj.as_ptr());
+        if free {
+            self.report_bad_free(BadFree::DoubleFree, obj);
+        }
+        free
+    }
+
     /// Whether `obj` is foreign to this cache (then reported): its page does
     /// not carry the cache's tag.
     fn foreign(&self, obj: NonNull<u8>) -> bool {
@@ -617,8 +653,8 @@ impl Cache {
     /// As for [`Cache::free`]; without `check`, as for [`Cache::free_owned`].
     #[inline(always)]
     unsafe fn free_inner(&self, obj: NonNull<u8>, check: bool) {
-        if self.capacity == 0 {
-            if check && self.foreign(obj) {
+        if self.free_special && self.capacity == 0 {
+            if check && self.foreign(obj) || self.kasan_double_free(obj) {
                 return;
             }
             // SAFETY: The caller's promise, passed on.
@@ -627,6 +663,18 @@ impl Cache {
         if check && sys::CHECK_FREES && self.foreign(obj) {
             return;
         }
+        if self.kasan_double_free(obj) {
+            return;
+        }
+        if self.free_special {
+            // `init_on_free`: no old byte stays in a free object. (A debug
+            // cache zeroes under the node lock, once the free is checked.)
+            // All of it, past what KASAN lets the caller use (a kmalloc
+            // object's size asked for): rslab's own access.
+            let _quiet = kasan::Quiet::new();
+            self.zero(obj);
+        }
+        kasan::poison_free(obj.as_ptr(), self.layout.object_size);
         // With one node every object is local: skip the page lookup.
         let nid = (sys::nr_node_ids() > 1).then(|| {
             // SAFETY: `obj` is an object, so in the direct map.
@@ -784,6 +832,7 @@ impl Cache {
     /// Takes the local lock once for what the sheaf can give. On failure,
     /// frees what it got and returns the error.
     pub fn alloc_bulk(&self, gfp: Flags, out: &mut [*mut u8]) -> Result {
+        sys::might_alloc(|| sys::gfp_bits(gfp));
         let mut got = self.cpus.with(|sheaf, shared| {
             let n = sheaf.count.min(out.len());
             out[..n].copy_from_slice(&sheaf.objs[sheaf.count - n..sheaf.count]);
@@ -792,6 +841,10 @@ impl Cache {
             shared.counters.add_local(Stat::AllocFast, n as u64);
             n
         });
+        // (The rest come from `alloc`, which unpoisons them.)
+        for &obj in &out[..got] {
+            kasan::unpoison(obj, self.layout.object_size);
+        }
         while got < out.len() {
             // Zeroed below, with the rest.
             match self.alloc(gfp & !__GFP_ZERO) {
@@ -804,7 +857,7 @@ impl Cache {
             }
             got += 1;
         }
-        if gfp.contains(__GFP_ZERO) {
+        if gfp.contains(__GFP_ZERO) || self.init_alloc {
             for &obj in out.iter() {
                 // SAFETY: Freshly allocated objects, unshared.
                 unsafe { obj.write_bytes(0, self.layout.object_size) };

@@ -16,6 +16,7 @@ use crate::cache::Cache;
 use crate::debug;
 use crate::fault::FaultInject;
 use crate::flags::CacheFlags;
+use crate::kasan;
 use crate::layout::{get_order, slab_bytes};
 use crate::sys;
 use core::ffi::c_void;
@@ -90,6 +91,18 @@ pub(crate) const fn large_order(private: usize) -> Option<u32> {
     }
 }
 
+/// KASAN: a class object usable for exactly the `size` bytes asked for,
+/// the rest of the class a red zone. Nothing at all without KASAN.
+#[inline(always)]
+fn exact(obj: NonNull<u8>, size: usize, class: usize) {
+    if cfg!(CONFIG_KASAN_GENERIC) {
+        if let Some(&class_size) = SIZE_CLASSES.get(class) {
+            kasan::poison_red_zone(obj.as_ptr(), class_size);
+            kasan::unpoison(obj.as_ptr(), size);
+        }
+    }
+}
+
 impl Kmalloc {
     /// Creates the size-class caches with `make`, which may register them.
     pub fn new(
@@ -139,7 +152,9 @@ impl Kmalloc {
     pub fn alloc(&self, size: usize, gfp: Flags) -> Result<NonNull<u8>> {
         match size_class(size) {
             _ if size == 0 => Err(EINVAL),
-            Some(class) => self.caches[class].alloc(gfp),
+            Some(class) => self.caches[class]
+                .alloc(gfp)
+                .inspect(|&obj| exact(obj, size, class)),
             None => self.alloc_large(size, sys::gfp_bits(gfp)),
         }
     }
@@ -152,7 +167,9 @@ impl Kmalloc {
     ) -> Result<NonNull<u8>> {
         match size_class(size) {
             _ if size == 0 => Err(EINVAL),
-            Some(class) => self.caches[class].alloc_raw(gfp),
+            Some(class) => self.caches[class]
+                .alloc_raw(gfp)
+                .inspect(|&obj| exact(obj, size, class)),
             None => self.alloc_large(size, gfp),
         }
     }
@@ -167,6 +184,7 @@ impl Kmalloc {
     }
 
     fn alloc_large(&self, size: usize, gfp: kernel::bindings::gfp_t) -> Result<NonNull<u8>> {
+        sys::might_alloc(|| gfp);
         let order = get_order(size);
         if order > crate::layout::MAX_ORDER || self.large_fault.should_fail() {
             return Err(ENOMEM);
@@ -187,8 +205,13 @@ impl Kmalloc {
         unsafe {
             sys::rslab_set_page_private(ptr, large_mark(order) as *mut c_void);
             sys::rslab_set_page_tag(ptr, self.large_tag);
+            sys::rslab_account_slab(ptr, order, 1);
         }
         self.large_pages.fetch_add(1 << order, Relaxed);
+        // The pages' tail past the size asked for is out of bounds.
+        let used = size.next_multiple_of(8);
+        kasan::poison_red_zone(addr.as_ptr().wrapping_add(used), slab_bytes(order) - used);
+        kasan::unpoison(addr.as_ptr(), size);
         Ok(addr)
     }
 
@@ -223,10 +246,13 @@ impl Kmalloc {
     /// `ptr` must be a live allocation from this allocator.
     pub unsafe fn ksize(&self, ptr: NonNull<u8>) -> usize {
         let tag = sys::page_tag(ptr.as_ptr());
-        match self.cache_of(tag) {
+        let size = match self.cache_of(tag) {
             Some(cache) => cache.layout().object_size,
             None => self.large_at(ptr.as_ptr(), tag).map_or(0, slab_bytes),
-        }
+        };
+        // As SLUB's `ksize()`: all of it may be used from now on.
+        kasan::unpoison(ptr.as_ptr(), size);
+        size
     }
 
     /// Frees the allocation at `ptr`. Takes no lock of its own for a large
@@ -253,7 +279,10 @@ impl Kmalloc {
                 self.large_pages.fetch_sub(1 << order, Relaxed);
                 // SAFETY: The start of a live large allocation (the caller's
                 // promise, and its mark), of this order; freed once.
-                unsafe { sys::rslab_pages_free(ptr.as_ptr().cast(), order) };
+                unsafe {
+                    sys::rslab_account_slab(ptr.as_ptr().cast(), order, -1);
+                    sys::rslab_pages_free(ptr.as_ptr().cast(), order);
+                }
             }
             None => debug::report(
                 c"kmalloc",

@@ -111,7 +111,8 @@ impl Layout {
     /// poison pattern) or the object is smaller than the pointer and has a
     /// red zone, which the pointer would overlap; then it goes after the
     /// object (and its red zone). A red zone takes the padding after the
-    /// object plus one word.
+    /// object plus one word. On a generic-KASAN kernel every object without
+    /// a red zone gets a word of padding for KASAN's (see `crate::kasan`).
     ///
     /// Returns `EINVAL` for a zero size, an alignment that is not a power of
     /// two, or an object too large for the biggest slab.
@@ -133,6 +134,12 @@ impl Layout {
         } else {
             object_size
         };
+        if cfg!(CONFIG_KASAN_GENERIC) && !flags.contains(CacheFlags::RED_ZONE) {
+            // KASAN: a granule (a word) of poisoned shadow after every
+            // object, so that a read past one is reported, not taken for an
+            // access to its neighbour (SLUB's KASAN adds red zones too).
+            inuse += WORD;
+        }
         let tiny_red_zone = flags.contains(CacheFlags::RED_ZONE) && object_size < WORD;
         let free_offset = if has_ctor || flags.contains(CacheFlags::POISON) || tiny_red_zone {
             inuse += WORD;

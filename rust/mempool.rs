@@ -334,6 +334,8 @@ impl Mempool {
         if gfp.contains(__GFP_ZERO) {
             return Err(EINVAL);
         }
+        // As `mempool_alloc()`: judged even when the reserve serves it.
+        sys::might_alloc(|| sys::gfp_bits(gfp));
         // Every attempt is `mempool_adjust_gfp()`'s: the reserve is the
         // fallback, so the backend never dips into emergency reserves,
         // retries or warns.

@@ -17,6 +17,7 @@
 #include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
 #include <linux/fs.h>
+#include <linux/kasan.h>
 #include <linux/gfp.h>
 #include <linux/kmemleak.h>
 #include <linux/kthread.h>
@@ -251,6 +252,90 @@ void rslab_pages_free(void *addr, unsigned int order)
 }
 
 /*
+ * Counts @addr's 2^@order pages as slab memory (@sign 1) or no longer
+ * (@sign -1) in their node's NR_SLAB_UNRECLAIMABLE_B, so that
+ * /proc/meminfo's Slab: and SUnreclaim: include rslab's slabs and large
+ * kmalloc pages, as SLUB's account_slab() and kmalloc_large do (without the
+ * memcg part: lruvec_stat_mod_folio() is not exported).
+ */
+void rslab_account_slab(void *addr, unsigned int order, int sign)
+{
+	mod_node_page_state(page_pgdat(virt_to_page(addr)), NR_SLAB_UNRECLAIMABLE_B,
+			    sign * (long)(PAGE_SIZE << order));
+}
+
+#ifdef CONFIG_KASAN_GENERIC
+/*
+ * Generic KASAN's shadow, for rslab's objects (see rust/kasan.rs). The
+ * exported kasan_poison() sets the shadow of a granule-aligned range; its
+ * prototype is in mm/kasan/kasan.h, which a module cannot include, and so
+ * are the shadow values, which are repeated here.
+ */
+void kasan_poison(const void *addr, size_t size, u8 value, bool init);
+#define RSLAB_KASAN_SLAB_REDZONE 0xFC
+#define RSLAB_KASAN_SLAB_FREE 0xFB
+#define RSLAB_KASAN_GRANULE (1UL << KASAN_SHADOW_SCALE_SHIFT)
+
+/* @size bytes at @addr (granule aligned) are free or red zone. */
+void rslab_kasan_poison(const void *addr, size_t size, bool free)
+{
+	kasan_poison(addr, round_up(size, RSLAB_KASAN_GRANULE),
+		     free ? RSLAB_KASAN_SLAB_FREE : RSLAB_KASAN_SLAB_REDZONE, false);
+}
+
+/*
+ * Exactly @size bytes at @addr (granule aligned) may be used: whole
+ * granules, then the first size % 8 bytes of the last one (its shadow byte
+ * holds that count, generic KASAN's encoding).
+ */
+void rslab_kasan_unpoison(const void *addr, size_t size)
+{
+	size_t whole = round_down(size, RSLAB_KASAN_GRANULE);
+
+	kasan_poison(addr, whole, 0, false);
+	if (size != whole)
+		kasan_poison(addr + whole, RSLAB_KASAN_GRANULE, size - whole, false);
+}
+
+/* Whether the object at @addr is poisoned as freed: a second free. */
+bool rslab_kasan_is_free(const void *addr)
+{
+	return *(u8 *)kasan_mem_to_shadow(addr) == RSLAB_KASAN_SLAB_FREE;
+}
+
+/*
+ * rslab's own accesses to free objects (freelist pointers, poison and red
+ * zone checks) are not reported: SLUB's metadata_access_enable().
+ */
+void rslab_kasan_quiet(void)
+{
+	kasan_disable_current();
+}
+
+void rslab_kasan_loud(void)
+{
+	kasan_enable_current();
+}
+#endif
+
+/* might_alloc(): lockdep's reclaim map and the sleep checker see @gfp. */
+void rslab_might_alloc(gfp_t gfp)
+{
+	might_alloc(gfp);
+}
+
+/* Whether init_on_alloc / init_on_free (boot parameters) are on. */
+bool rslab_init_on_alloc(void)
+{
+	return static_branch_maybe(CONFIG_INIT_ON_ALLOC_DEFAULT_ON, &init_on_alloc);
+}
+
+bool rslab_init_on_free(void)
+{
+	return static_branch_maybe(CONFIG_INIT_ON_FREE_DEFAULT_ON, &init_on_free);
+}
+
+/*
  * The tag of rslab's pages: the head page's folio->index (which the page
  * allocator leaves to the owner of a non-page-cache page) holds a random
  * per-cache value, so that a free can tell a pointer into one of its own
@@ -454,25 +539,6 @@ bool rslab_waitq_sleep(struct wait_queue_head *wq, struct wait_queue_entry *entr
 void rslab_waitq_wake(struct wait_queue_head *wq)
 {
 	wake_up(wq);
-}
-
-/*
- * mempool_alloc()'s flags for every backend attempt: the pool is the
- * fallback, so no emergency reserves, no retries and no warning
- * (mempool_adjust_gfp()).
- */
-gfp_t rslab_gfp_mempool_adjust(gfp_t gfp)
-{
-	return gfp | __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN;
-}
-
-/*
- * mempool_alloc()'s first, cheap attempt: as adjusted, and no direct
- * reclaim or I/O either.
- */
-gfp_t rslab_gfp_mempool_first(gfp_t gfp)
-{
-	return rslab_gfp_mempool_adjust(gfp) & ~(__GFP_DIRECT_RECLAIM | __GFP_IO);
 }
 
 /*

@@ -47,6 +47,16 @@ gfp_t rslab_gfp_opportunistic(gfp_t gfp);
 gfp_t rslab_gfp_try_node(gfp_t gfp);
 bool rslab_node_has_memory(int nid);
 void rslab_kunit_skip(const char *why);
+void rslab_account_slab(void *addr, unsigned int order, int sign);
+void rslab_might_alloc(gfp_t gfp);
+bool rslab_init_on_alloc(void);
+bool rslab_init_on_free(void);
+void rslab_kasan_poison(const void *addr, size_t size, bool free);
+void rslab_kasan_unpoison(const void *addr, size_t size);
+bool rslab_kasan_is_free(const void *addr);
+void rslab_kasan_quiet(void);
+void rslab_kasan_loud(void);
+bool rslab_kunit_kasan_accessible(const void *addr);
 bool rslab_gfp_high(gfp_t gfp);
 gfp_t rslab_gfp_slab_bug(gfp_t gfp);
 unsigned int rslab_gfp_scope_enter(gfp_t gfp);
@@ -66,8 +76,6 @@ bool rslab_fatal_signal_pending(void);
 bool rslab_waitq_sleep(struct wait_queue_head *wq, struct wait_queue_entry *entry,
 		       unsigned int ms);
 void rslab_waitq_wake(struct wait_queue_head *wq);
-gfp_t rslab_gfp_mempool_adjust(gfp_t gfp);
-gfp_t rslab_gfp_mempool_first(gfp_t gfp);
 int rslab_bench_threads(void (*fn)(void *arg, unsigned int idx), void *arg, unsigned int n,
 			bool bind);
 int rslab_bench_nth_online_cpu(unsigned int n);

@@ -15,3 +15,18 @@ void rslab_kunit_skip(const char *why)
 	if (test)
 		kunit_mark_skipped(test, "%s", why);
 }
+
+#ifdef CONFIG_KASAN_GENERIC
+/*
+ * Whether generic KASAN lets the byte at @addr be accessed, from its shadow
+ * byte (0: the whole granule; 1 to 7: that many first bytes; else none),
+ * without making an access that it would report.
+ */
+bool rslab_kunit_kasan_accessible(const void *addr)
+{
+	s8 shadow = *(s8 *)kasan_mem_to_shadow(addr);
+
+	return shadow == 0 ||
+	       (shadow > 0 && ((unsigned long)addr & ((1UL << KASAN_SHADOW_SCALE_SHIFT) - 1)) < shadow);
+}
+#endif

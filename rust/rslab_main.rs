@@ -33,6 +33,9 @@ pub mod handles;
 mod hotplug;
 #[cfg(rslab_kunit)]
 mod irq_tests;
+mod kasan;
+#[cfg(rslab_kunit)]
+mod kasan_tests;
 pub mod kmalloc;
 pub mod layout;
 pub mod mempool;

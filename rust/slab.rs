@@ -26,6 +26,7 @@
 
 use crate::debug;
 use crate::flags::CacheFlags;
+use crate::kasan;
 use crate::layout::Layout;
 use crate::sys;
 use core::ffi::c_void;
@@ -59,6 +60,12 @@ pub(crate) struct SlabParams<'a> {
     pub(crate) tag: usize,
     /// The cache's name, for reports.
     pub(crate) name: &'a CStr,
+    /// Whether the cache zeroes freed objects (`init_on_free`): a pop then
+    /// wipes the free pointer it leaves in the object.
+    pub(crate) init_free: bool,
+    /// Whether [`Slab::free`] zeroes the object, after its checks: for a
+    /// debug cache with `init_free` (other caches zero before the sheaf).
+    pub(crate) zero_on_free: bool,
 }
 
 /// The metadata of one slab.
@@ -141,9 +148,14 @@ impl Slab {
             unsafe { sys::rslab_pages_free(base.as_ptr().cast(), order) };
             return None;
         };
+        // SAFETY: `base` is the head of the 2^order pages just allocated.
+        unsafe { sys::rslab_account_slab(base.as_ptr().cast(), order, 1) };
         let mut slab = NonNull::from(KBox::leak(slab));
         // SAFETY: The slab is not yet published, so this is the only reference.
         let s = unsafe { slab.as_mut() };
+        // Every byte is rslab's until an object is handed out.
+        kasan::poison_red_zone(base.as_ptr(), kernel::page::PAGE_SIZE << order);
+        let _quiet = kasan::Quiet::new();
         for i in (0..objects as usize).rev() {
             let obj = s.slot(p.layout, i);
             let bytes = s.slot_bytes(p.layout, obj);
@@ -307,6 +319,8 @@ impl Slab {
     /// as allocated from then on (leaked, and reported at destroy) rather
     /// than followed.
     pub(crate) fn pop(&mut self, p: &SlabParams<'_>) -> Option<NonNull<u8>> {
+        // A free object: the caller unpoisons it when it hands it out.
+        let _quiet = kasan::Quiet::new();
         // The head needs no check: `push` and the check of each next
         // pointer below put only slots of this slab there.
         let obj = NonNull::new(self.freelist)?;
@@ -315,6 +329,12 @@ impl Slab {
         let next =
             unsafe { at.cast::<usize>().read_unaligned() } ^ p.key ^ (at as usize).swap_bytes();
         let next = next as *mut u8;
+        if p.init_free {
+            // `init_on_free`: the object leaves with no old byte, the free
+            // pointer's included (SLUB's `maybe_wipe_obj_freeptr()`).
+            // SAFETY: As the read above.
+            unsafe { at.cast::<usize>().write_unaligned(0) };
+        }
         self.inuse += 1;
         self.freelist = if next.is_null() || self.index_of(p.layout, next).is_some() {
             next
@@ -364,10 +384,17 @@ impl Slab {
     /// `obj` must be an allocated object of this slab (with consistency
     /// checks, [`Slab::check_free`] has established that).
     pub(crate) unsafe fn free(&mut self, p: &SlabParams<'_>, obj: NonNull<u8>) -> bool {
+        // The object is freed now (a debug cache's free is checked first):
+        // from here on only rslab may touch it.
+        kasan::poison_free(obj.as_ptr(), p.layout.object_size);
+        let _quiet = kasan::Quiet::new();
         if !debug::check_red_zone(p.layout, p.flags, p.name, self.slot_bytes(p.layout, obj)) {
             return false;
         }
         self.mark(p.layout, obj.as_ptr(), false);
+        if p.zero_on_free {
+            self.slot_bytes(p.layout, obj)[..p.layout.object_size].fill(0);
+        }
         debug::prepare_free(p.layout, p.flags, self.slot_bytes(p.layout, obj));
         self.push(p, obj);
         self.inuse -= 1;
@@ -383,9 +410,13 @@ impl Slab {
         // SAFETY: By the caller's promise the slab is no longer shared; it
         // was leaked from a `KBox` in `new`.
         let slab = unsafe { KBox::from_raw(slab.as_ptr()) };
-        // SAFETY: The pages were allocated by `new` with this order; the
-        // helper clears the head page's `private` before freeing them.
-        unsafe { sys::rslab_pages_free(slab.base.as_ptr().cast(), slab.order) };
+        // SAFETY: The pages were allocated (and counted) by `new` with this
+        // order; the helper clears the head page's `private` before freeing
+        // them.
+        unsafe {
+            sys::rslab_account_slab(slab.base.as_ptr().cast(), slab.order, -1);
+            sys::rslab_pages_free(slab.base.as_ptr().cast(), slab.order);
+        }
     }
 
     /// Leaks a slab whose objects may still be in use: its pages and

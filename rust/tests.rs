@@ -53,8 +53,20 @@ mod layout_tests {
         (8192, 3, 4),
     ];
 
+    /// Whether objects carry KASAN's padding, which changes SLUB's
+    /// geometry as KASAN changes SLUB's own (then the case is skipped).
+    fn kasan_padded() -> bool {
+        if cfg!(CONFIG_KASAN_GENERIC) {
+            crate::sys::kunit_skip(c"KASAN pads every object: not SLUB's plain geometry");
+        }
+        cfg!(CONFIG_KASAN_GENERIC)
+    }
+
     #[test]
     fn kmalloc_classes_match_the_table() -> Result {
+        if kasan_padded() {
+            return Ok(());
+        }
         for (size, order, objects) in KMALLOC_2CPUS {
             let l = Layout::new(size, 8, CacheFlags::NONE, false, 2)?;
             assert_eq!(l.size, size);
@@ -66,6 +78,9 @@ mod layout_tests {
 
     #[test]
     fn more_cpus_give_bigger_slabs() -> Result {
+        if kasan_padded() {
+            return Ok(());
+        }
         // 64 CPUs: min_objects = 4 * (7 + 1) = 32, so 256-byte objects need
         // two pages, as on a large machine's kmalloc-256.
         assert_eq!(Layout::new(256, 8, CacheFlags::NONE, false, 64)?.order, 1);
@@ -404,6 +419,90 @@ mod cache_tests {
         Ok(())
     }
 
+    /// Allocates `n` objects of `cache` with `alloc`, fills each with 0xa5
+    /// and frees them all; then allocates `n` again (the same slots, from
+    /// the sheaf, depot and slab freelists, free pointers included) and
+    /// counts those with a byte that is not 0. Frees them.
+    fn reused_with_old_bytes(
+        cache: &Cache,
+        n: usize,
+        alloc: impl Fn() -> Result<NonNull<u8>>,
+    ) -> Result<usize> {
+        let size = cache.layout().object_size;
+        let mut objs = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            let obj = alloc()?;
+            // SAFETY: A live object of `size` bytes, ours alone.
+            unsafe { obj.as_ptr().write_bytes(0xa5, size) };
+            objs.push(obj, GFP_KERNEL)?;
+        }
+        free_all(cache, &mut objs);
+        for _ in 0..n {
+            objs.push(alloc()?, GFP_KERNEL)?;
+        }
+        let dirty = objs
+            .iter()
+            .filter(|obj| {
+                // SAFETY: Live objects of `size` bytes, ours alone.
+                let bytes = unsafe { core::slice::from_raw_parts(obj.as_ptr(), size) };
+                bytes.iter().any(|&b| b != 0)
+            })
+            .count();
+        free_all(cache, &mut objs);
+        Ok(dirty)
+    }
+
+    /// With `init_on_alloc=1` (the default kernel's VM in `make check`):
+    /// every allocation path hands out zeroed objects, old bytes or not.
+    #[test]
+    fn init_on_alloc_zeroes_every_allocation() -> Result {
+        if !sys::init_on_alloc() {
+            sys::kunit_skip(c"init_on_alloc is off (boot with init_on_alloc=1)");
+            return Ok(());
+        }
+        for flags in [CacheFlags::NONE, CacheFlags::RED_ZONE] {
+            let cache = cache(c"rslab_test_init_alloc", 96, flags)?;
+            let n = 200;
+            assert_eq!(
+                reused_with_old_bytes(&cache, n, || cache.alloc(GFP_KERNEL))?,
+                0
+            );
+            let nid = sys::numa_mem_id();
+            let node = || cache.alloc_node(GFP_KERNEL, nid);
+            assert_eq!(reused_with_old_bytes(&cache, n, node)?, 0);
+            let bulk = || {
+                let mut one = [core::ptr::null_mut()];
+                cache.alloc_bulk(GFP_KERNEL, &mut one)?;
+                NonNull::new(one[0]).ok_or(ENOMEM)
+            };
+            assert_eq!(reused_with_old_bytes(&cache, n, bulk)?, 0);
+        }
+        Ok(())
+    }
+
+    /// With `init_on_free=1` and not `init_on_alloc` (a debug kernel's VM
+    /// in `make check`): freed objects keep no old byte, free pointers of
+    /// slab freelists included, so reused ones come back all zero.
+    #[test]
+    fn init_on_free_leaves_no_old_bytes() -> Result {
+        if !sys::init_on_free() || sys::init_on_alloc() {
+            sys::kunit_skip(c"needs init_on_free=1 without init_on_alloc");
+            return Ok(());
+        }
+        for flags in [
+            CacheFlags::NONE,
+            CacheFlags::RED_ZONE | CacheFlags::CONSISTENCY_CHECKS,
+        ] {
+            let cache = cache(c"rslab_test_init_free", 96, flags)?;
+            // Enough to overflow the sheaf, the depot and several slabs.
+            assert_eq!(
+                reused_with_old_bytes(&cache, 1000, || cache.alloc(GFP_KERNEL))?,
+                0
+            );
+        }
+        Ok(())
+    }
+
     /// A refill from another node leaves remote objects in the sheaf; a
     /// flush must return them to their slabs, never park them in the local
     /// depot, where the next refill would take them as local.
@@ -534,10 +633,13 @@ mod cache_tests {
         // SAFETY: From `cache`, freed once.
         unsafe { cache.free(obj) };
         let before = reports();
+        // This test is about rslab's poison check, not KASAN's.
+        let quiet = crate::kasan::Quiet::new();
         // SAFETY: Deliberate use after free, to test its detection: the slot
         // belongs to a live slab of `cache`, so the write hits mapped memory
         // that only the cache's freelist logic reads.
         unsafe { obj.as_ptr().add(10).write(0) };
+        drop(quiet);
         let again = cache.alloc(GFP_KERNEL)?;
         assert_eq!(again, obj);
         assert_eq!(reports(), before + 1);
@@ -555,9 +657,12 @@ mod cache_tests {
         let cache = cache(c"rslab_test_redzone", 60, CacheFlags::RED_ZONE)?;
         let obj = cache.alloc(GFP_KERNEL)?;
         let before = reports();
+        // This test is about rslab's red zone check, not KASAN's.
+        let quiet = crate::kasan::Quiet::new();
         // SAFETY: Deliberate overflow by one byte, into the red zone that
         // the layout reserves right after the 60-byte object.
         unsafe { obj.as_ptr().add(60).write(0) };
+        drop(quiet);
         // SAFETY: From `cache`, freed once.
         unsafe { cache.free(obj) };
         assert_eq!(reports(), before + 1);
@@ -609,9 +714,12 @@ mod cache_tests {
             cache.free(a);
         }
         let before = reports();
+        // This test is about rslab's freelist check, not KASAN's.
+        let quiet = crate::kasan::Quiet::new();
         // SAFETY: Deliberate corruption of `a`'s stored next pointer, to test
         // its detection: `a` is a free slot of a live slab of `cache`.
         unsafe { a.as_ptr().add(l.free_offset).cast::<usize>().write(0x1234) };
+        drop(quiet);
         assert_eq!(cache.alloc(GFP_KERNEL)?, a);
         assert_eq!(reports(), before + 1);
         // The rest of that freelist was abandoned, never followed: the slab

@@ -96,9 +96,28 @@ test_shrink() {
 	done
 }
 
+# sunreclaim_kb: /proc/meminfo's SUnreclaim in KiB.
+sunreclaim_kb() { awk '$1 == "SUnreclaim:" { print $2 }' /proc/meminfo; }
+# slab_kb: the KiB in every rslab slab, from slabinfo (num_slabs x
+# pagesperslab pages).
+slab_kb() {
+	awk -v pk=$(($(getconf PAGESIZE) / 1024)) \
+		'$1 ~ /^kmalloc-/ { kb += $15 * $6 * pk } END { print kb + 0 }' "$D/slabinfo"
+}
+
+# rslab's slabs count in NR_SLAB_UNRECLAIMABLE_B, as SLUB's do: unloading
+# takes at least their size out of SUnreclaim (it also frees SLUB memory of
+# its own, so the drop may be larger, never smaller).
 test_unload() {
+	local held before after
+	held=$(slab_kb) before=$(sunreclaim_kb)
 	kmsg_mark
 	rmmod rslab || return 1
+	after=$(sunreclaim_kb)
+	echo "rslab's slabs: $held KiB; SUnreclaim: $before -> $after KiB"
+	[ "$held" -gt 1000 ] || { echo "expected the held objects' slabs to be over 1000 KiB"; return 1; }
+	[ $((before - after)) -ge "$held" ] ||
+		{ echo "SUnreclaim fell by $((before - after)) KiB, less than rslab's $held"; return 1; }
 	[ ! -e "$D" ] || { echo "$D still exists"; return 1; }
 	local log
 	log=$(kmsg_since) || return 1
@@ -121,5 +140,5 @@ fi
 ktap_test "slabinfo agrees with itself and each cache's stats file" test_counts_consistent
 ktap_test "fault knobs round-trip and reject bad input with EINVAL" test_fault_knobs
 ktap_test "shrink empties sheaves and frees empty slabs" test_shrink
-ktap_test "rmmod frees everything without leak reports" test_unload
+ktap_test "rmmod frees everything without leak reports, and its slabs leave SUnreclaim" test_unload
 ktap_finished

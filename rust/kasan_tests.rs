@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit: what generic KASAN's shadow says of rslab's objects (see
+//! `crate::kasan`), read byte by byte without an access KASAN would report:
+//! every object is usable for exactly its size (kmalloc: the size asked
+//! for), the bytes after it are not, a freed object is not, and a second
+//! free is caught by its shadow. Skipped without generic KASAN.
+
+use crate::cache::Cache;
+use crate::debug::REPORTS;
+use crate::flags::CacheFlags;
+use crate::kmalloc::Kmalloc;
+use crate::mempool::{Backend, Mempool};
+use core::ptr::NonNull;
+use core::sync::atomic::Ordering::Relaxed;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+#[cfg(CONFIG_KASAN_GENERIC)]
+extern "C" {
+    fn rslab_kunit_kasan_accessible(addr: *const core::ffi::c_void) -> bool;
+}
+
+/// Whether KASAN lets the byte at `p` be accessed.
+fn accessible(p: *const u8) -> bool {
+    #[cfg(CONFIG_KASAN_GENERIC)]
+    // SAFETY: Reads the shadow of a direct-map address of rslab memory.
+    return unsafe { rslab_kunit_kasan_accessible(p.cast()) };
+    #[cfg(not(CONFIG_KASAN_GENERIC))]
+    {
+        let _ = p;
+        true
+    }
+}
+
+/// Whether exactly the `size` bytes at `obj` are usable: each of them, and
+/// not the byte after.
+fn usable_for(obj: NonNull<u8>, size: usize) -> bool {
+    let p = obj.as_ptr();
+    (0..size).all(|i| accessible(p.wrapping_add(i))) && !accessible(p.wrapping_add(size))
+}
+
+/// Skips the case (with the reason) on a kernel without generic KASAN.
+fn no_kasan() -> bool {
+    if !cfg!(CONFIG_KASAN_GENERIC) {
+        crate::sys::kunit_skip(c"no generic KASAN in this kernel");
+    }
+    !cfg!(CONFIG_KASAN_GENERIC)
+}
+
+#[kunit_tests(rslab_kasan)]
+mod tests {
+    use super::*;
+
+    /// Every allocation path: usable for exactly the object size, in
+    /// plain and debug caches; poisoned again once freed.
+    #[test]
+    fn objects_are_usable_for_exactly_their_size() -> Result {
+        if no_kasan() {
+            return Ok(());
+        }
+        for flags in [CacheFlags::NONE, CacheFlags::RED_ZONE, CacheFlags::POISON] {
+            for size in [1, 7, 8, 13, 24, 64, 100, 4000] {
+                let cache = Cache::new(c"rslab_test_kasan", size, 8, flags, None)?;
+                let one = cache.alloc(GFP_KERNEL)?;
+                let node = cache.alloc_node(GFP_KERNEL, crate::sys::numa_mem_id())?;
+                let mut bulk = [core::ptr::null_mut(); 3];
+                cache.alloc_bulk(GFP_KERNEL, &mut bulk)?;
+                let mut all = KVec::with_capacity(5, GFP_KERNEL)?;
+                all.extend_from_slice(&[one, node], GFP_KERNEL)?;
+                for p in bulk.iter().filter_map(|&p| NonNull::new(p)) {
+                    all.push(p, GFP_KERNEL)?;
+                }
+                for &obj in all.iter() {
+                    assert!(usable_for(obj, size));
+                }
+                for obj in all {
+                    // SAFETY: From `cache`, freed once.
+                    unsafe { cache.free(obj) };
+                    assert!(!accessible(obj.as_ptr()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// kmalloc: usable for the size asked for, not the whole class, small
+    /// and large; `ksize()` makes the rest usable, as SLUB's.
+    #[test]
+    fn kmalloc_objects_are_usable_for_the_size_asked_for() -> Result {
+        if no_kasan() {
+            return Ok(());
+        }
+        let km = KBox::pin_init(Kmalloc::new(Kmalloc::class_cache), GFP_KERNEL)?;
+        for size in [1, 13, 24, 100, 1000, 5000, 20000] {
+            let obj = km.alloc(size, GFP_KERNEL)?;
+            assert!(usable_for(obj, size));
+            // SAFETY: A live allocation of `km`.
+            let all = unsafe { km.ksize(obj) };
+            assert!(all >= size);
+            assert!(usable_for(obj, all));
+            // SAFETY: Allocated above, freed once.
+            unsafe { km.free(obj) };
+        }
+        Ok(())
+    }
+
+    /// A second free of an object of a plain cache (no consistency checks)
+    /// is caught by its shadow, reported and ignored.
+    #[test]
+    fn a_second_free_is_caught_by_the_shadow() -> Result {
+        if no_kasan() {
+            return Ok(());
+        }
+        let cache = Cache::new(c"rslab_test_kasan_df", 64, 8, CacheFlags::NONE, None)?;
+        let obj = cache.alloc(GFP_KERNEL)?;
+        // SAFETY: From `cache`, freed once.
+        unsafe { cache.free(obj) };
+        let before = REPORTS.load(Relaxed);
+        // SAFETY: Deliberately a second time: the shadow says it is free.
+        unsafe { cache.free(obj) };
+        assert_eq!(REPORTS.load(Relaxed), before + 1);
+        // Not on the sheaf twice: two allocations give two objects.
+        let (a, b) = (cache.alloc(GFP_KERNEL)?, cache.alloc(GFP_KERNEL)?);
+        assert_ne!(a, b);
+        // SAFETY: From `cache`, each freed once.
+        unsafe {
+            cache.free(a);
+            cache.free(b);
+        }
+        assert_eq!(cache.stats().active_objs, 0);
+        Ok(())
+    }
+
+    /// A mempool's elements, from the backend or the reserve: usable for
+    /// the element size.
+    #[test]
+    fn mempool_elements_are_usable_for_their_size() -> Result {
+        if no_kasan() {
+            return Ok(());
+        }
+        let km = Arc::pin_init(Kmalloc::new(Kmalloc::class_cache), GFP_KERNEL)?;
+        let pool = Mempool::new(c"rslab_test_kasan_pool", 2, Backend::Kmalloc(km, 40))?;
+        let elements = [
+            pool.alloc(GFP_KERNEL)?,
+            pool.alloc(GFP_KERNEL)?,
+            pool.alloc(GFP_KERNEL)?,
+        ];
+        for &e in &elements {
+            assert!(usable_for(e, 40));
+        }
+        for e in elements {
+            // SAFETY: From `pool`, freed once.
+            unsafe { pool.free(e) };
+        }
+        Ok(())
+    }
+}
