@@ -156,7 +156,10 @@ vm-check:
 ALL_SCRIPTS := $(shell $(SELFTESTS)/run_tests.sh --list)
 DEBUG_SKIP := kmalloc_demo.sh slabinfo.sh bench.sh
 DEBUG_PART_1 := device.sh fault.sh
-DEBUG_PART_2 := $(filter-out $(DEBUG_PART_1) $(DEBUG_SKIP) dmesg_clean.sh,$(ALL_SCRIPTS))
+DEBUG_PART_2 := $(filter-out $(DEBUG_PART_1) $(DEBUG_SKIP) dmesg_clean.sh debug_tools.sh,$(ALL_SCRIPTS))
+# After dmesg_clean.sh: debug_tools.sh's deliberate reports taint the kernel
+# (and KASAN's turns lockdep off), so it runs last, in the first part.
+DEBUG_LAST_1 := debug_tools.sh
 VM_CHECKS := vm-check-default vm-check-debug-1 vm-check-debug-2
 vm-checks:
 	@echo "vm-checks: $(VM_CHECKS) at once; each one's output comes when it ends (live: build/vm-*.log)"
@@ -167,7 +170,7 @@ vm-check-default:
 
 DEBUG_APPEND_2 := init_on_free=1
 vm-check-debug-%:
-	$(MAKE) FLAVOUR=debug VM_LOG=build/vm-debug-$*.log SUITE="$(DEBUG_PART_$*) dmesg_clean.sh" \
+	$(MAKE) FLAVOUR=debug VM_LOG=build/vm-debug-$*.log SUITE="$(DEBUG_PART_$*) dmesg_clean.sh $(DEBUG_LAST_$*)" \
 		$(if $(DEBUG_APPEND_$*),VM_APPEND="$(DEBUG_APPEND_$*)") vm-check
 
 # The long runs, on the debug kernel, each followed by the kernel-log and

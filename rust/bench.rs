@@ -397,13 +397,7 @@ impl Bench {
 
     fn store(&self, reader: &mut UserSliceReader) -> Result {
         let mut buf = [0u8; 128];
-        let len = reader.len();
-        if len > buf.len() {
-            return Err(EINVAL);
-        }
-        reader.read_slice(&mut buf[..len])?;
-        let text = core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)?;
-        let params = Params::parse(text)?;
+        let params = Params::parse(crate::debugfs::read_text(reader, &mut buf)?)?;
         let _only_one = self.running.try_lock().ok_or(EBUSY)?;
         let mut runner = Runner {
             p: params,

@@ -70,6 +70,17 @@ unsafe impl Send for Sheaf {}
 // SAFETY: An all-zero sheaf is empty (count 0, null pointers).
 unsafe impl pin_init::Zeroable for Sheaf {}
 
+/// Clears sheaf or depot slots whose pointers were just taken, on a
+/// kmemleak kernel: kmemleak scans per-CPU and node memory, and a stale
+/// pointer there would hide the leak of an object handed out since.
+/// Nothing on other kernels.
+#[inline(always)]
+pub(crate) fn forget(slots: &mut [*mut u8]) {
+    if cfg!(CONFIG_DEBUG_KMEMLEAK) {
+        slots.fill(core::ptr::null_mut());
+    }
+}
+
 /// The constructor type: initialises one object's bytes, once per slot.
 pub type Ctor = fn(&mut [u8]);
 
@@ -409,7 +420,7 @@ impl Cache {
                 Err(_) => self.grow_and_refill(gfp)?,
             }
         };
-        kasan::unpoison(obj.as_ptr(), self.layout.object_size);
+        self.hand_out(obj, || gfp);
         if gfp & bindings::__GFP_ZERO != 0 || self.init_alloc {
             self.zero(obj);
         }
@@ -434,6 +445,14 @@ impl Cache {
         }
     }
 
+    /// What the kernel's debugging tools are told of an object handed out:
+    /// KASAN lets its bytes be used, kmemleak tracks it.
+    #[inline(always)]
+    fn hand_out(&self, obj: NonNull<u8>, gfp: impl FnOnce() -> bindings::gfp_t) {
+        kasan::unpoison(obj.as_ptr(), self.layout.object_size);
+        sys::kmemleak_alloc(obj.as_ptr(), self.layout.object_size, gfp);
+    }
+
     /// Zeroes an object for `__GFP_ZERO`.
     fn zero(&self, obj: NonNull<u8>) {
         // SAFETY: `obj` is a freshly allocated object of
@@ -445,20 +464,22 @@ impl Cache {
     fn alloc_inner(
         &self,
         zero: impl FnOnce() -> bool,
-        gfp: impl FnOnce() -> bindings::gfp_t,
+        gfp: impl Fn() -> bindings::gfp_t,
     ) -> Result<NonNull<u8>> {
         let fast = self.cpus.with(|sheaf, shared| {
             let n = sheaf.count.checked_sub(1)?;
             sheaf.count = n;
             shared.cached.store(n, Relaxed);
             shared.counters.add_local(Stat::AllocFast, 1);
-            NonNull::new(sheaf.objs[n])
+            let obj = sheaf.objs[n];
+            forget(&mut sheaf.objs[n..=n]);
+            NonNull::new(obj)
         });
         let obj = match fast {
             Some(obj) => obj,
             None => self.alloc_slow(gfp())?,
         };
-        kasan::unpoison(obj.as_ptr(), self.layout.object_size);
+        self.hand_out(obj, gfp);
         if zero() {
             self.zero(obj);
         }
@@ -510,7 +531,9 @@ impl Cache {
         }
         sheaf.count -= 1;
         shared.cached.store(sheaf.count, Relaxed);
-        NonNull::new(sheaf.objs[sheaf.count])
+        let obj = sheaf.objs[sheaf.count];
+        forget(&mut sheaf.objs[sheaf.count..=sheaf.count]);
+        NonNull::new(obj)
     }
 
     /// Fills `out` with objects of node `nid` as far as it has them;
@@ -666,6 +689,7 @@ impl Cache {
         if self.kasan_double_free(obj) {
             return;
         }
+        sys::kmemleak_free(obj.as_ptr());
         if self.free_special {
             // `init_on_free`: no old byte stays in a free object. (A debug
             // cache zeroes under the node lock, once the free is checked.)
@@ -724,6 +748,7 @@ impl Cache {
             self.return_batch(&sheaf.objs[remote + parked..n], &mut freed);
         }
         sheaf.objs.copy_within(n..sheaf.count, 0);
+        forget(&mut sheaf.objs[sheaf.count - n..sheaf.count]);
         sheaf.count -= n;
         sheaf.remote = (sheaf.remote - remote).min(sheaf.count);
         shared.cached.store(sheaf.count, Relaxed);
@@ -804,6 +829,12 @@ impl Cache {
                     continue;
                 }
             }
+            if self.capacity == 0 {
+                // A debug cache's free comes straight from its caller, and
+                // is known good only now (a sheaf's object was let go of
+                // when it was freed to the sheaf).
+                sys::kmemleak_free(obj.as_ptr());
+            }
             // SAFETY: The slab is on this node's lists, whose lock we hold:
             // the caller's promise, or confirmed above.
             let s = unsafe { &mut *slab.as_ptr() };
@@ -836,14 +867,17 @@ impl Cache {
         let mut got = self.cpus.with(|sheaf, shared| {
             let n = sheaf.count.min(out.len());
             out[..n].copy_from_slice(&sheaf.objs[sheaf.count - n..sheaf.count]);
+            forget(&mut sheaf.objs[sheaf.count - n..sheaf.count]);
             sheaf.count -= n;
             shared.cached.store(sheaf.count, Relaxed);
             shared.counters.add_local(Stat::AllocFast, n as u64);
             n
         });
-        // (The rest come from `alloc`, which unpoisons them.)
+        // (The rest come from `alloc`, which hands them out.)
         for &obj in &out[..got] {
-            kasan::unpoison(obj, self.layout.object_size);
+            if let Some(obj) = NonNull::new(obj) {
+                self.hand_out(obj, || sys::gfp_bits(gfp));
+            }
         }
         while got < out.len() {
             // Zeroed below, with the rest.

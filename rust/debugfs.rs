@@ -29,6 +29,15 @@ pub(crate) type Show<T> = dyn Fn(&T, &mut fmt::Formatter<'_>) -> fmt::Result + S
 /// What a file does with what is written to it.
 pub(crate) type Store<T> = dyn Fn(&T, &mut UserSliceReader) -> Result + Send + Sync;
 
+/// What was written to a file, as text in `buf`: `EINVAL` if it is longer
+/// than `buf` or not UTF-8.
+pub(crate) fn read_text<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8]) -> Result<&'a str> {
+    let len = reader.len();
+    let buf = buf.get_mut(..len).ok_or(EINVAL)?;
+    reader.read_slice(buf)?;
+    core::str::from_utf8(buf).map_err(|_| EINVAL)
+}
+
 /// The C side's callbacks (`struct rslab_dfs_ops`).
 type ShowFn = unsafe extern "C" fn(*mut bindings::seq_file, *const DfsOps) -> i32;
 type StoreFn = unsafe extern "C" fn(*const DfsOps, *const c_void, usize) -> isize;

@@ -212,6 +212,7 @@ impl Kmalloc {
         let used = size.next_multiple_of(8);
         kasan::poison_red_zone(addr.as_ptr().wrapping_add(used), slab_bytes(order) - used);
         kasan::unpoison(addr.as_ptr(), size);
+        sys::kmemleak_alloc(addr.as_ptr(), size, || gfp);
         Ok(addr)
     }
 
@@ -277,6 +278,7 @@ impl Kmalloc {
         match self.large_at(ptr.as_ptr(), tag) {
             Some(order) => {
                 self.large_pages.fetch_sub(1 << order, Relaxed);
+                sys::kmemleak_free(ptr.as_ptr());
                 // SAFETY: The start of a live large allocation (the caller's
                 // promise, and its mark), of this order; freed once.
                 unsafe {

@@ -125,6 +125,7 @@ impl NodeLists {
         let n = out.len().min(self.depot_len);
         self.depot_len -= n;
         out[..n].copy_from_slice(&self.depot[self.depot_len..self.depot_len + n]);
+        crate::cache::forget(&mut self.depot[self.depot_len..self.depot_len + n]);
         n
     }
 

@@ -242,6 +242,28 @@ void rslab_kmemleak_not_leak(const void *ptr)
 	kmemleak_not_leak(ptr);
 }
 
+/*
+ * kmemleak's view of rslab's objects (CONFIG_DEBUG_KMEMLEAK only; the Rust
+ * side calls nothing on other kernels): an object is registered when it is
+ * handed out, scanned while allocated, and unregistered when freed, as
+ * SLUB's kmemleak_alloc_recursive()/kmemleak_free_recursive().
+ */
+void rslab_kmemleak_alloc(const void *ptr, size_t size, gfp_t gfp)
+{
+	kmemleak_alloc(ptr, size, 1, gfp);
+}
+
+void rslab_kmemleak_free(const void *ptr)
+{
+	kmemleak_free(ptr);
+}
+
+/* Neither scanned nor reported: metadata that points into slabs. */
+void rslab_kmemleak_ignore(const void *ptr)
+{
+	kmemleak_ignore(ptr);
+}
+
 void rslab_pages_free(void *addr, unsigned int order)
 {
 	struct page *page = virt_to_page(addr);

@@ -30,3 +30,12 @@ bool rslab_kunit_kasan_accessible(const void *addr)
 	       (shadow > 0 && ((unsigned long)addr & ((1UL << KASAN_SHADOW_SCALE_SHIFT) - 1)) < shadow);
 }
 #endif
+
+/*
+ * One byte at @p, read by instrumented C: provoke.rs's deliberate
+ * out-of-bounds read, which KASAN must report here.
+ */
+u8 rslab_kunit_read_byte(const void *p)
+{
+	return READ_ONCE(*(const u8 *)p);
+}

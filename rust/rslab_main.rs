@@ -42,6 +42,8 @@ pub mod mempool;
 mod node;
 pub mod object;
 mod percpu;
+#[cfg(rslab_kunit)]
+mod provoke;
 pub mod quota;
 pub mod registry;
 pub mod session;
@@ -97,6 +99,9 @@ pub struct Rslab {
     warm: KVVec<NonNull<u8>>,
     kmalloc: Arc<Kmalloc>,
     registry: Arc<Registry>,
+    /// The test module's deliberate bugs (see `provoke.rs`).
+    #[cfg(rslab_kunit)]
+    _provoke: File<Arc<provoke::Provoke>>,
     _hotplug: hotplug::Hotplug,
 }
 
@@ -139,6 +144,8 @@ impl kernel::Module for Rslab {
             quota: quota::Global::new(limits)?,
         };
         let shared = Arc::new(shared, GFP_KERNEL)?;
+        #[cfg(rslab_kunit)]
+        let provoke = provoke::Provoke::file(root)?;
         let mut state = Rslab {
             _device: None,
             _files: files,
@@ -146,6 +153,8 @@ impl kernel::Module for Rslab {
             warm: KVVec::new(),
             kmalloc,
             registry,
+            #[cfg(rslab_kunit)]
+            _provoke: provoke,
             _hotplug: hotplug,
         };
         state.warm_up(module_parameters::warm.value())?;

@@ -151,6 +151,14 @@ impl Slab {
         // SAFETY: `base` is the head of the 2^order pages just allocated.
         unsafe { sys::rslab_account_slab(base.as_ptr().cast(), order, 1) };
         let mut slab = NonNull::from(KBox::leak(slab));
+        // The metadata points into the slab (`base`, `freelist`): kmemleak
+        // must not take that for a reference to an allocated object, nor
+        // report the metadata (the node lists hold it) or its bitmap.
+        sys::kmemleak_ignore(slab.as_ptr().cast());
+        // SAFETY: Not yet published; only the bitmap's address is read.
+        if let Some(words) = unsafe { slab.as_ref() }.allocated.first() {
+            sys::kmemleak_ignore(core::ptr::from_ref(words).cast());
+        }
         // SAFETY: The slab is not yet published, so this is the only reference.
         let s = unsafe { slab.as_mut() };
         // Every byte is rslab's until an object is handed out.

@@ -54,6 +54,9 @@ extern "C" {
     pub(crate) fn rslab_pages_alloc(nid: i32, gfp: bindings::gfp_t, order: u32) -> *mut c_void;
     pub(crate) fn rslab_pages_free(addr: *mut c_void, order: u32);
     pub(crate) fn rslab_kmemleak_not_leak(ptr: *const c_void);
+    fn rslab_kmemleak_alloc(ptr: *const c_void, size: usize, gfp: bindings::gfp_t);
+    fn rslab_kmemleak_free(ptr: *const c_void);
+    fn rslab_kmemleak_ignore(ptr: *const c_void);
     fn rslab_gfp_opportunistic(gfp: bindings::gfp_t) -> bindings::gfp_t;
     fn rslab_gfp_try_node(gfp: bindings::gfp_t) -> bindings::gfp_t;
     fn rslab_node_has_memory(nid: i32) -> bool;
@@ -213,6 +216,36 @@ pub(crate) fn might_alloc(gfp: impl FnOnce() -> bindings::gfp_t) {
     if cfg!(any(CONFIG_LOCKDEP, CONFIG_DEBUG_ATOMIC_SLEEP)) {
         // SAFETY: Checks `current`'s context against the flags.
         unsafe { rslab_might_alloc(gfp()) }
+    }
+}
+
+/// kmemleak: the `size`-byte object at `obj` is handed out (`gfp` for
+/// kmemleak's own record); it is scanned, and reported if it leaks.
+/// Nothing without `CONFIG_DEBUG_KMEMLEAK`.
+#[inline(always)]
+pub(crate) fn kmemleak_alloc(obj: *const u8, size: usize, gfp: impl FnOnce() -> bindings::gfp_t) {
+    if cfg!(CONFIG_DEBUG_KMEMLEAK) {
+        // SAFETY: Records the range; kmemleak reads it only while it is
+        // registered, and rslab unregisters it before the slot is reused.
+        unsafe { rslab_kmemleak_alloc(obj.cast(), size, gfp()) }
+    }
+}
+
+/// kmemleak: the object at `obj`, registered by [`kmemleak_alloc`], is
+/// freed. Nothing without `CONFIG_DEBUG_KMEMLEAK`.
+#[inline(always)]
+pub(crate) fn kmemleak_free(obj: *const u8) {
+    if cfg!(CONFIG_DEBUG_KMEMLEAK) {
+        // SAFETY: `obj` was registered when it was handed out.
+        unsafe { rslab_kmemleak_free(obj.cast()) }
+    }
+}
+
+/// kmemleak: the kmalloc memory at `ptr` is neither scanned nor reported.
+pub(crate) fn kmemleak_ignore(ptr: *const u8) {
+    if cfg!(CONFIG_DEBUG_KMEMLEAK) {
+        // SAFETY: Any pointer is accepted; an unknown one is ignored.
+        unsafe { rslab_kmemleak_ignore(ptr.cast()) }
     }
 }
 

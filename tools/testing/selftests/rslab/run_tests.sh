@@ -6,7 +6,8 @@
 # it, and a last line "N passed, N failed, N skipped" that counts the
 # individual test cases of all scripts. Exits non-zero if any case failed.
 #
-# Usage: run_tests.sh [SCRIPT]...   (default: all, dmesg_clean.sh last)
+# Usage: run_tests.sh [SCRIPT]...   (default: all; dmesg_clean.sh, then
+#                                    debug_tools.sh, whose reports taint, last)
 #        run_tests.sh --list         (the scripts of a full run, one a line)
 #
 # Reports the kernel logged before the suite started (for example during
@@ -17,7 +18,7 @@
 cd "$(dirname "$0")" || exit 1
 
 TESTS=(kmalloc_demo.sh kunit.sh slabinfo.sh mempool.sh device.sh stress.sh fuzz.sh fault.sh
-	unload.sh bench.sh dmesg_clean.sh)
+	unload.sh bench.sh dmesg_clean.sh debug_tools.sh)
 if [ "$1" = --list ]; then
 	printf '%s\n' "${TESTS[@]}"
 	exit 0
