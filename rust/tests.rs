@@ -773,14 +773,24 @@ mod cache_tests {
         Ok(())
     }
 
+    /// A bulk allocation that gets a slab's worth of objects and then
+    /// fails on the second slab gives every object back.
     #[test]
     fn failed_bulk_alloc_keeps_nothing() -> Result {
         let cache = cache(c"rslab_test_bulk_fail", 32, CacheFlags::NONE)?;
+        let per_slab = cache.layout().objects(cache.layout().order) as usize;
+        // One slab, all but one of its objects free.
+        let first = cache.alloc(GFP_KERNEL)?;
         cache.fault().fail_next(1);
-        let mut objs = [core::ptr::null_mut(); 100];
+        let mut objs = [core::ptr::null_mut(); 200];
+        assert!(objs.len() > per_slab);
         assert_eq!(cache.alloc_bulk(GFP_KERNEL, &mut objs), Err(ENOMEM));
         let st = cache.stats();
-        assert_eq!((st.active_objs, st.pages), (0, 0));
+        assert_eq!((st.active_objs, st.num_slabs), (1, 1));
+        assert_eq!(st.event(Stat::AllocFailed), 1);
+        // SAFETY: From `cache`, freed once.
+        unsafe { cache.free(first) };
+        assert_eq!(cache.stats().active_objs, 0);
         Ok(())
     }
 
@@ -828,17 +838,48 @@ mod cache_tests {
         Ok(())
     }
 
+    /// `GFP_ATOMIC` with a spinlock held, through every path: sheaf
+    /// refills, new slabs, flushes to the depot and the slabs, and `ENOMEM`
+    /// under total failure, all without sleeping (the debug kernel's sleep
+    /// checker and lockdep would report it).
     #[test]
     fn atomic_allocation_under_a_spinlock() -> Result {
         let cache = cache(c"rslab_test_atomic", 64, CacheFlags::NONE)?;
+        let per_slab = cache.layout().objects(cache.layout().order) as usize;
+        let n = 3 * per_slab;
+        // Room for what is left in the sheaf and slabs after `n`, too.
+        let mut objs = KVec::with_capacity(2 * n, GFP_KERNEL)?;
         let lock = KBox::pin_init(kernel::new_spinlock!(()), GFP_KERNEL)?;
-        let obj = {
-            let _guard = lock.lock();
-            // GFP_ATOMIC never sleeps; DEBUG_ATOMIC_SLEEP would say if it did.
-            cache.alloc(GFP_ATOMIC)?
+        let guard = lock.lock();
+        for _ in 0..n {
+            let Ok(obj) = cache.alloc(GFP_ATOMIC) else {
+                break;
+            };
+            // Cannot fail: the capacity is `2 * n`.
+            let _ = objs.push_within_capacity(obj);
+        }
+        let got = objs.len();
+        cache.fault().fail_percent(100);
+        let refused = loop {
+            match cache.alloc(GFP_ATOMIC) {
+                // Drain what is left without a new slab.
+                Ok(obj) if objs.push_within_capacity(obj).is_ok() => continue,
+                Ok(obj) => {
+                    // SAFETY: From `cache`, freed once.
+                    unsafe { cache.free(obj) };
+                    break false;
+                }
+                Err(e) => break e == ENOMEM,
+            }
         };
-        // SAFETY: From `cache`, freed once.
-        unsafe { cache.free(obj) };
+        cache.fault().fail_percent(0);
+        free_all(&cache, &mut objs);
+        drop(guard);
+        assert_eq!(got, n);
+        assert!(refused);
+        let st = cache.stats();
+        assert!(st.event(Stat::NewSlab) >= 3 && st.event(Stat::Flush) > 0);
+        assert_eq!(st.active_objs, 0);
         Ok(())
     }
 
@@ -973,7 +1014,6 @@ mod cache_tests {
 mod kmalloc_tests {
     use crate::debug::REPORTS;
     use crate::kmalloc::{size_class, Kmalloc, SIZE_CLASSES};
-    use crate::layout::slab_bytes;
     use core::sync::atomic::Ordering::Relaxed;
     use kernel::prelude::*;
 
@@ -1031,13 +1071,21 @@ mod kmalloc_tests {
     fn alloc_ksize_free_across_classes_and_large() -> Result {
         let km = KBox::pin_init(Kmalloc::new(Kmalloc::class_cache), GFP_KERNEL)?;
         assert_eq!(km.alloc(0, GFP_KERNEL), Err(EINVAL));
-        for size in [1, 8, 9, 100, 4096, 8192, 8193, 100_000] {
+        // (size, ksize): the class, or the pages of a large allocation.
+        let sizes = [
+            (1, 8),
+            (8, 8),
+            (9, 16),
+            (100, 128),
+            (4096, 4096),
+            (8192, 8192),
+            (8193, 16384),
+            (100_000, 131_072),
+        ];
+        for (size, want) in sizes {
             let p = km.alloc(size, GFP_KERNEL | __GFP_ZERO)?;
             // SAFETY: `p` is a live allocation of `km`.
             let usable = unsafe { km.ksize(p) };
-            let want = size_class(size).map_or(slab_bytes(crate::layout::get_order(size)), |c| {
-                SIZE_CLASSES[c]
-            });
             assert_eq!(usable, want);
             // SAFETY: `usable` bytes are ours, zeroed by __GFP_ZERO.
             let bytes = unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), usable) };
@@ -1137,12 +1185,35 @@ mod mempool_tests {
         Ok(())
     }
 
+    /// Creation fails when the backend refuses an element, giving back
+    /// the ones it got: at once, and after two elements succeeded.
     #[test]
-    fn creation_fails_cleanly_when_the_backend_fails() {
+    fn creation_fails_cleanly_when_the_backend_fails() -> Result {
         let backend = Backend::pages(0);
         backend.fault().fail_next(3);
-        // Creation needs two elements and the backend refuses them.
         assert!(Mempool::new(c"rslab_test_pool_fail", 2, backend).is_err());
+        // A cache with exactly two free objects, and no new slab to give.
+        let cache = Cache::new(c"rslab_test_pool_fail2", 64, 8, CacheFlags::NONE, None)?;
+        let per_slab = cache.layout().objects(cache.layout().order) as usize;
+        let mut held = drain_n(&cache, per_slab - 2)?;
+        cache.fault().fail_next(1);
+        let pool = Mempool::new(c"rslab_test_pool_fail2", 4, Backend::Cache(cache.clone()));
+        assert!(pool.is_err());
+        assert_eq!(cache.stats().active_objs, per_slab - 2);
+        for obj in held.drain_all() {
+            // SAFETY: From `cache`, freed once.
+            unsafe { cache.free(obj) };
+        }
+        Ok(())
+    }
+
+    /// `n` objects of `cache`.
+    fn drain_n(cache: &Cache, n: usize) -> Result<KVec<NonNull<u8>>> {
+        let mut got = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            got.push(cache.alloc(GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        Ok(got)
     }
 
     #[test]
@@ -1248,7 +1319,9 @@ mod mempool_tests {
         assert!(woke);
         let st = pool.stats();
         assert!(st.waits >= 1 && st.wakeups >= 1);
-        if let Some(p) = NonNull::new(w.got.load(Relaxed) as *mut u8) {
+        let p = NonNull::new(w.got.load(Relaxed) as *mut u8);
+        assert!(p.is_some());
+        if let Some(p) = p {
             assert_eq!(p.as_ptr(), held.as_ptr());
             // SAFETY: The worker's element, from `pool`, freed once.
             unsafe { pool.free(p) };
@@ -1269,7 +1342,7 @@ mod mempool_tests {
             for (i, slot) in held.iter_mut().enumerate() {
                 // Non-sleeping: with the backend failing 30%, some fail.
                 if let Ok(p) = st.pool.alloc(GFP_NOWAIT) {
-                    // SAFETY: A live 64-byte element, owned by this worker.
+                    // SAFETY: A live element (a page), owned by this worker.
                     unsafe { p.as_ptr().cast::<u64>().write(stamp ^ i as u64) };
                     *slot = p.as_ptr();
                 }
@@ -1290,8 +1363,10 @@ mod mempool_tests {
 
     #[test]
     fn concurrent_pool_stress_keeps_patterns_and_reserve() -> Result {
-        let cache = Cache::new(c"rslab_test_pool_stress", 64, 8, CacheFlags::NONE, None)?;
-        let pool = Mempool::new(c"rslab_test_pool_stress", 8, Backend::Cache(cache))?;
+        // A pages backend: its fault injection fails 30% of the elements
+        // themselves (a cache's fails only its new slabs, too rarely to
+        // reach the reserve), so the reserve serves some allocations.
+        let pool = Mempool::new(c"rslab_test_pool_stress", 8, Backend::pages(0))?;
         pool.backend().fault().fail_percent(30);
         let workers = 2 * crate::sys::num_present_cpus() as usize;
         let st = Arc::new(
@@ -1312,7 +1387,7 @@ mod mempool_tests {
         assert_eq!(st.mismatches.load(Relaxed), 0);
         let s = st.pool.stats();
         assert_eq!((s.outstanding, s.curr_nr), (0, 8));
-        assert!(s.alloc_backend > 0);
+        assert!(s.alloc_backend > 0 && s.alloc_reserve > 0);
         Ok(())
     }
 }
