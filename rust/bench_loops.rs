@@ -68,13 +68,27 @@ pub(crate) struct Sample {
     pub(crate) ops: u64,
 }
 
+/// Between two runs: a task killed while a long benchmark runs in its
+/// write ends at the next run (`EINTR`), and the CPU is given up if need
+/// be. (A whole benchmark is up to about 10^10 operations; one run at most
+/// `ops`, 10^7.)
+fn between_runs() -> Result {
+    if sys::fatal_signal_pending() {
+        return Err(EINTR);
+    }
+    sys::cond_resched();
+    Ok(())
+}
+
 /// Runs `run` once to warm up, then `reps` times, timed.
 pub(crate) fn measure(reps: usize, mut run: impl FnMut() -> Result<Run>) -> Result<Sample> {
     let reps = reps.clamp(1, MAX_REPS);
+    between_runs()?;
     run()?;
     let mut ps = [0u64; MAX_REPS];
     let mut ops = 0;
     for slot in ps.iter_mut().take(reps) {
+        between_runs()?;
         let r = run()?;
         let per_op = NonZeroU64::new(r.ops).ok_or(EINVAL)?;
         *slot = r.ns.saturating_mul(1000) / per_op;

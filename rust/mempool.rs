@@ -132,6 +132,21 @@ struct Reserve {
     min_nr: usize,
 }
 
+impl Reserve {
+    /// Takes the last element. On a kmemleak kernel its slot is cleared:
+    /// kmemleak scans the array, and a stale pointer would hide a leak of
+    /// the element once it is handed out.
+    fn pop(&mut self) -> Option<NonNull<u8>> {
+        let element = self.elements.pop()?;
+        if cfg!(CONFIG_DEBUG_KMEMLEAK) {
+            if let Some(slot) = self.elements.spare_capacity_mut().first_mut() {
+                *slot = core::mem::MaybeUninit::zeroed();
+            }
+        }
+        Some(element)
+    }
+}
+
 /// The reserve array's size for `min_nr`: one slot even for a pool of 0,
 /// which parks a freed element there to wake its waiters (as
 /// `mm/mempool.c` handles `min_nr == 0`).
@@ -347,7 +362,7 @@ impl Mempool {
                 return Ok(self.hand_out(element));
             }
             let mut reserve = self.lock_reserve();
-            if let Some(element) = reserve.elements.pop() {
+            if let Some(element) = reserve.pop() {
                 drop(reserve);
                 // Paired with the fence in `free`: whoever frees this
                 // element sees the reserve as it is after this allocation
@@ -484,7 +499,7 @@ impl Mempool {
     fn take_surplus(&self) -> Option<NonNull<u8>> {
         let mut reserve = self.lock_reserve();
         if reserve.elements.len() > reserve.min_nr {
-            reserve.elements.pop()
+            reserve.pop()
         } else {
             None
         }

@@ -340,6 +340,12 @@ void rslab_kasan_loud(void)
 }
 #endif
 
+/* cond_resched(), a macro: the bench yields between its runs. */
+void rslab_cond_resched(void)
+{
+	cond_resched();
+}
+
 /* might_alloc(): lockdep's reclaim map and the sleep checker see @gfp. */
 void rslab_might_alloc(gfp_t gfp)
 {

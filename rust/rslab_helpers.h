@@ -52,6 +52,7 @@ bool rslab_node_has_memory(int nid);
 void rslab_kunit_skip(const char *why);
 void rslab_account_slab(void *addr, unsigned int order, int sign);
 void rslab_might_alloc(gfp_t gfp);
+void rslab_cond_resched(void);
 bool rslab_init_on_alloc(void);
 bool rslab_init_on_free(void);
 void rslab_kasan_poison(const void *addr, size_t size, bool free);

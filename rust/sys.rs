@@ -85,6 +85,7 @@ extern "C" {
         killable: bool,
     );
     fn rslab_fatal_signal_pending() -> bool;
+    fn rslab_cond_resched();
     pub(crate) fn rslab_waitq_sleep(
         wq: *mut bindings::wait_queue_head,
         entry: *mut bindings::wait_queue_entry,
@@ -275,6 +276,13 @@ pub(crate) fn node_has_memory(nid: i32) -> bool {
 pub(crate) fn kunit_skip(why: &kernel::str::CStr) {
     // SAFETY: `why` is a NUL-terminated string that outlives the call.
     unsafe { rslab_kunit_skip(kernel::str::CStrExt::as_char_ptr(why)) }
+}
+
+/// `cond_resched()`: gives up the CPU if another task needs it (on
+/// kernels without full preemption). May sleep.
+pub(crate) fn cond_resched() {
+    // SAFETY: Called from process context (the bench's write).
+    unsafe { rslab_cond_resched() }
 }
 
 /// Whether the current task has a fatal signal pending.

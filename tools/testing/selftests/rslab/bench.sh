@@ -121,13 +121,33 @@ test_case_filter() {
 	[ "$(tail -n +3 $F | cut -d, -f1 | sort -u)" = mempool ] || { cat $F; return 1; }
 }
 
+# A whole benchmark can take hours (up to 10^7 operations a run), all in
+# one write(): kill -9 must end it at the next run (a few seconds), not at
+# the end, and the file must work again after. Fewer operations under the
+# debug kernel's sanitizers, whose runs are slower.
+test_killable() {
+	local ops=10000000 pid start got
+	have_kmemleak && ops=1000000
+	sh -c "echo 'ops=$ops reps=20 case=cache' > $F" &
+	pid=$!
+	sleep 2
+	kill -0 $pid 2> /dev/null || { echo "the writer was not running after 2 s"; return 1; }
+	start=$SECONDS
+	kill -9 $pid
+	wait $pid 2> /dev/null
+	echo "the writer of ops=$ops ended $((SECONDS - start)) s after kill -9"
+	[ $((SECONDS - start)) -le 60 ] || return 1
+	got=$(write_errno $F "ops=1000 reps=1 case=mempool")
+	[ "$got" = OK ] || { echo "a run after the kill: $got"; return 1; }
+}
+
 test_unload() {
 	rmmod rslab || return 1
 	! module_loaded rslab
 }
 
 ktap_header
-ktap_plan 9
+ktap_plan 10
 ktap_test "load rslab.ko" test_load
 ktap_test "bench reads as an empty table before a run" test_no_run_yet
 ktap_test "bad commands are refused with EINVAL" test_bad_input
@@ -136,5 +156,6 @@ ktap_test "the settings line and column header" test_header
 ktap_test "every case, size and side appears exactly once" test_every_row_once
 ktap_test "every number is valid" test_numbers_valid
 ktap_test "case= runs one group only" test_case_filter
+ktap_test "kill -9 ends a long benchmark at its next run; the file works again" test_killable
 ktap_test "unload" test_unload
 ktap_finished
