@@ -3,8 +3,9 @@
 //! KUnit: what generic KASAN's shadow says of rslab's objects (see
 //! `crate::kasan`), read byte by byte without an access KASAN would report:
 //! every object is usable for exactly its size (kmalloc: the size asked
-//! for), the bytes after it are not, a freed object is not, and a second
-//! free is caught by its shadow. Skipped without generic KASAN.
+//! for), the bytes after it are not, a freed object is not, a mempool
+//! element waiting in the reserve is not, and a second free is caught by
+//! its shadow. Skipped without generic KASAN.
 
 use crate::cache::Cache;
 use crate::debug::REPORTS;
@@ -153,6 +154,29 @@ mod tests {
             // SAFETY: From `pool`, freed once.
             unsafe { pool.free(e) };
         }
+        Ok(())
+    }
+
+    /// An element waiting in the reserve is poisoned: usable once taken
+    /// from it, poisoned again once freed back into it.
+    #[test]
+    fn reserve_elements_are_poisoned_while_they_wait() -> Result {
+        if no_kasan() {
+            return Ok(());
+        }
+        let page = kernel::page::PAGE_SIZE;
+        let pool = Mempool::new(c"rslab_test_kasan_reserve", 2, Backend::pages(0))?;
+        // Every backend attempt fails: allocations come from the reserve.
+        pool.backend().fault().fail_percent(100);
+        let e = pool.alloc(GFP_NOWAIT)?;
+        assert_eq!(pool.stats().alloc_reserve, 1);
+        // (Not the byte after: the next page is the page allocator's.)
+        assert!((0..page).all(|i| accessible(e.as_ptr().wrapping_add(i))));
+        // SAFETY: From `pool`, freed once: back into the short reserve.
+        unsafe { pool.free(e) };
+        assert_eq!(pool.stats().curr_nr, 2);
+        assert!(!accessible(e.as_ptr()) && !accessible(e.as_ptr().wrapping_add(page - 1)));
+        pool.backend().fault().fail_percent(0);
         Ok(())
     }
 }

@@ -111,6 +111,8 @@ impl Backend {
     /// `element` must have come from [`Backend::alloc`] on this backend and
     /// not be used again.
     unsafe fn free(&self, element: NonNull<u8>) {
+        // A reserve element is poisoned while it waits (see `Reserve`).
+        crate::kasan::unpoison(element.as_ptr(), self.element_size());
         match self {
             // SAFETY: The caller's promise.
             Backend::Cache(c) => unsafe { c.free(element) },
@@ -132,17 +134,31 @@ struct Reserve {
     min_nr: usize,
 }
 
+/// Elements wait in the reserve poisoned as freed, so that KASAN reports
+/// a use of one (as SLUB's `kasan_mempool_poison_object()`); they are
+/// unpoisoned as they leave it, to a caller or to the backend.
 impl Reserve {
-    /// Takes the last element. On a kmemleak kernel its slot is cleared:
-    /// kmemleak scans the array, and a stale pointer would hide a leak of
-    /// the element once it is handed out.
-    fn pop(&mut self) -> Option<NonNull<u8>> {
+    /// Adds an element of `size` bytes; `false` (the element not taken) if
+    /// the reserve is full.
+    fn push(&mut self, element: NonNull<u8>, size: usize) -> bool {
+        let pushed = self.elements.push_within_capacity(element).is_ok();
+        if pushed {
+            crate::kasan::poison_free(element.as_ptr(), size);
+        }
+        pushed
+    }
+
+    /// Takes the last element, of `size` bytes. On a kmemleak kernel its
+    /// slot is cleared: kmemleak scans the array, and a stale pointer would
+    /// hide a leak of the element once it is handed out.
+    fn pop(&mut self, size: usize) -> Option<NonNull<u8>> {
         let element = self.elements.pop()?;
         if cfg!(CONFIG_DEBUG_KMEMLEAK) {
             if let Some(slot) = self.elements.spare_capacity_mut().first_mut() {
                 *slot = core::mem::MaybeUninit::zeroed();
             }
         }
+        crate::kasan::unpoison(element.as_ptr(), size);
         Some(element)
     }
 }
@@ -320,7 +336,7 @@ impl Mempool {
             let mut reserve = self.lock_reserve();
             if reserve.elements.len() < reserve.min_nr {
                 // Cannot fail: the capacity is at least `min_nr`.
-                let _ = reserve.elements.push_within_capacity(element);
+                let _ = reserve.push(element, self.backend.element_size());
             } else {
                 drop(reserve);
                 // SAFETY: Just allocated from the backend, unused.
@@ -362,7 +378,7 @@ impl Mempool {
                 return Ok(self.hand_out(element));
             }
             let mut reserve = self.lock_reserve();
-            if let Some(element) = reserve.pop() {
+            if let Some(element) = reserve.pop(self.backend.element_size()) {
                 drop(reserve);
                 // Paired with the fence in `free`: whoever frees this
                 // element sees the reserve as it is after this allocation
@@ -425,7 +441,7 @@ impl Mempool {
             let mut reserve = self.lock_reserve();
             if reserve.short() {
                 // Cannot fail: a short reserve has room.
-                let _ = reserve.elements.push_within_capacity(element);
+                let _ = reserve.push(element, self.backend.element_size());
                 drop(reserve);
                 bump(&self.counters.free_reserve);
                 // SAFETY: `wait` is initialised.
@@ -499,7 +515,7 @@ impl Mempool {
     fn take_surplus(&self) -> Option<NonNull<u8>> {
         let mut reserve = self.lock_reserve();
         if reserve.elements.len() > reserve.min_nr {
-            reserve.pop()
+            reserve.pop(self.backend.element_size())
         } else {
             None
         }

@@ -1192,14 +1192,17 @@ mod mempool_tests {
         let backend = Backend::pages(0);
         backend.fault().fail_next(3);
         assert!(Mempool::new(c"rslab_test_pool_fail", 2, backend).is_err());
-        // A cache with exactly two free objects, and no new slab to give.
+        // A cache with exactly two free objects (by its own count), and no
+        // new slab to give.
         let cache = Cache::new(c"rslab_test_pool_fail2", 64, 8, CacheFlags::NONE, None)?;
-        let per_slab = cache.layout().objects(cache.layout().order) as usize;
-        let mut held = drain_n(&cache, per_slab - 2)?;
+        let mut held = KVec::new();
+        while held.is_empty() || free_objects(&cache) != 2 {
+            held.push(cache.alloc(GFP_KERNEL)?, GFP_KERNEL)?;
+        }
         cache.fault().fail_next(1);
         let pool = Mempool::new(c"rslab_test_pool_fail2", 4, Backend::Cache(cache.clone()));
         assert!(pool.is_err());
-        assert_eq!(cache.stats().active_objs, per_slab - 2);
+        assert_eq!(cache.stats().active_objs, held.len());
         for obj in held.drain_all() {
             // SAFETY: From `cache`, freed once.
             unsafe { cache.free(obj) };
@@ -1207,13 +1210,10 @@ mod mempool_tests {
         Ok(())
     }
 
-    /// `n` objects of `cache`.
-    fn drain_n(cache: &Cache, n: usize) -> Result<KVec<NonNull<u8>>> {
-        let mut got = KVec::with_capacity(n, GFP_KERNEL)?;
-        for _ in 0..n {
-            got.push(cache.alloc(GFP_KERNEL)?, GFP_KERNEL)?;
-        }
-        Ok(got)
+    /// Objects of `cache` that are free: in its slabs, sheaves or depots.
+    fn free_objects(cache: &Cache) -> usize {
+        let st = cache.stats();
+        st.num_objs - st.active_objs
     }
 
     #[test]
