@@ -112,7 +112,9 @@ impl Backend {
     /// not be used again.
     unsafe fn free(&self, element: NonNull<u8>) {
         // A reserve element is poisoned while it waits (see `Reserve`).
-        crate::kasan::unpoison(element.as_ptr(), self.element_size());
+        if cfg!(CONFIG_KASAN_GENERIC) {
+            crate::kasan::unpoison(element.as_ptr(), self.element_size());
+        }
         match self {
             // SAFETY: The caller's promise.
             Backend::Cache(c) => unsafe { c.free(element) },
@@ -138,27 +140,29 @@ struct Reserve {
 /// a use of one (as SLUB's `kasan_mempool_poison_object()`); they are
 /// unpoisoned as they leave it, to a caller or to the backend.
 impl Reserve {
-    /// Adds an element of `size` bytes; `false` (the element not taken) if
-    /// the reserve is full.
-    fn push(&mut self, element: NonNull<u8>, size: usize) -> bool {
+    /// Adds an element of `size()` bytes; `false` (the element not taken)
+    /// if the reserve is full. (`size` is only worked out with KASAN.)
+    fn push(&mut self, element: NonNull<u8>, size: impl FnOnce() -> usize) -> bool {
         let pushed = self.elements.push_within_capacity(element).is_ok();
-        if pushed {
-            crate::kasan::poison_free(element.as_ptr(), size);
+        if cfg!(CONFIG_KASAN_GENERIC) && pushed {
+            crate::kasan::poison_free(element.as_ptr(), size());
         }
         pushed
     }
 
-    /// Takes the last element, of `size` bytes. On a kmemleak kernel its
+    /// Takes the last element, of `size()` bytes. On a kmemleak kernel its
     /// slot is cleared: kmemleak scans the array, and a stale pointer would
     /// hide a leak of the element once it is handed out.
-    fn pop(&mut self, size: usize) -> Option<NonNull<u8>> {
+    fn pop(&mut self, size: impl FnOnce() -> usize) -> Option<NonNull<u8>> {
         let element = self.elements.pop()?;
         if cfg!(CONFIG_DEBUG_KMEMLEAK) {
             if let Some(slot) = self.elements.spare_capacity_mut().first_mut() {
                 *slot = core::mem::MaybeUninit::zeroed();
             }
         }
-        crate::kasan::unpoison(element.as_ptr(), size);
+        if cfg!(CONFIG_KASAN_GENERIC) {
+            crate::kasan::unpoison(element.as_ptr(), size());
+        }
         Some(element)
     }
 }
@@ -336,7 +340,7 @@ impl Mempool {
             let mut reserve = self.lock_reserve();
             if reserve.elements.len() < reserve.min_nr {
                 // Cannot fail: the capacity is at least `min_nr`.
-                let _ = reserve.push(element, self.backend.element_size());
+                let _ = reserve.push(element, || self.backend.element_size());
             } else {
                 drop(reserve);
                 // SAFETY: Just allocated from the backend, unused.
@@ -378,7 +382,7 @@ impl Mempool {
                 return Ok(self.hand_out(element));
             }
             let mut reserve = self.lock_reserve();
-            if let Some(element) = reserve.pop(self.backend.element_size()) {
+            if let Some(element) = reserve.pop(|| self.backend.element_size()) {
                 drop(reserve);
                 // Paired with the fence in `free`: whoever frees this
                 // element sees the reserve as it is after this allocation
@@ -441,7 +445,7 @@ impl Mempool {
             let mut reserve = self.lock_reserve();
             if reserve.short() {
                 // Cannot fail: a short reserve has room.
-                let _ = reserve.push(element, self.backend.element_size());
+                let _ = reserve.push(element, || self.backend.element_size());
                 drop(reserve);
                 bump(&self.counters.free_reserve);
                 // SAFETY: `wait` is initialised.
@@ -515,7 +519,7 @@ impl Mempool {
     fn take_surplus(&self) -> Option<NonNull<u8>> {
         let mut reserve = self.lock_reserve();
         if reserve.elements.len() > reserve.min_nr {
-            reserve.pop(self.backend.element_size())
+            reserve.pop(|| self.backend.element_size())
         } else {
             None
         }
