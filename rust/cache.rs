@@ -232,14 +232,15 @@ impl Cache {
             sheaf_capacity(layout.size)
         };
         let plain = ctor.is_none() && !flags.contains(CacheFlags::POISON);
+        let init_free = plain && sys::init_on_free();
         let cache = Self {
             name: CString::try_from_fmt(fmt!("{name}"))?,
             capacity,
             depot_capacity: depot_capacity(capacity),
             min_partial: min_partial(layout.size),
             init_alloc: plain && sys::init_on_alloc(),
-            init_free: plain && sys::init_on_free(),
-            free_special: capacity == 0 || plain && sys::init_on_free(),
+            init_free,
+            free_special: capacity == 0 || init_free,
             layout,
             flags,
             ctor,

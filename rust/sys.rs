@@ -201,7 +201,7 @@ pub(crate) fn gfp_try_node(gfp: bindings::gfp_t) -> bindings::gfp_t {
 }
 
 /// `__GFP_THISNODE`, a macro bindgen cannot see: `BIT(___GFP_THISNODE_BIT)`.
-pub(crate) const GFP_THISNODE: bindings::gfp_t = 1 << bindings::___GFP_THISNODE_BIT;
+pub(crate) const GFP_THISNODE: bindings::gfp_t = gfp_bit(bindings::___GFP_THISNODE_BIT);
 
 /// Whether `gfp` holds `__GFP_THISNODE`: the node's memory or nothing.
 pub(crate) fn gfp_thisnode(gfp: bindings::gfp_t) -> bool {
