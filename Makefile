@@ -10,6 +10,7 @@
 #                   VM (icount and plain TCG): a table, CSV, JSON and a plot
 #   make stress     60 s of rslabctl stress on every vCPU of the debug kernel
 #   make fuzz       100000 seeded random ioctls on the debug kernel
+#   make mutants    deliberate bugs, one at a time: the suite must catch each
 #   make tools      build tools/rslabctl (cargo, on the host; the VM runs it from the tree)
 #   make shell      an interactive shell in the VM, the modules' tree mounted
 #   make clean      remove build outputs
@@ -41,7 +42,7 @@ RSLABCTL := tools/rslabctl
 CARGO_FLAGS := --locked --manifest-path $(RSLABCTL)/Cargo.toml
 RUST_SOURCES = $(shell git ls-files --cached --others --exclude-standard -- '*.rs' 2>/dev/null)
 
-.PHONY: all modules tools tools-check plot-tool plot-check bench abi-check setup run check check-host check-vm lint selftests vm-check vm-checks vm-check-default stress fuzz fmt shell clean help
+.PHONY: mutants all modules tools tools-check plot-tool plot-check bench abi-check setup run check check-host check-vm lint selftests vm-check vm-checks vm-check-default stress fuzz fmt shell clean help
 
 all: modules tools
 
@@ -192,6 +193,11 @@ fuzz: setup
 	$(VM_RUN) --flavour debug --timeout 1800 --expect-verdict -- \
 		env RSLAB_FUZZ_SEED=$(FUZZ_SEED) RSLAB_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) \
 		$(SELFTESTS)/run_tests.sh fuzz.sh dmesg_clean.sh
+
+# Deliberate bugs, one at a time, each in a copy of the tree, with the
+# default-kernel suite run on each (scripts/mutants; MUTANTS= picks some).
+mutants: setup
+	scripts/mutants $(MUTANTS)
 
 fmt:
 	@test -e $(KDIR)/source/.rustfmt.toml || { echo "No kernel source at $(KDIR)/source: run scripts/setup" >&2; exit 1; }

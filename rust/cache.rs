@@ -105,7 +105,30 @@ fn depot_capacity(sheaf_capacity: usize) -> usize {
 
 /// SLUB's `set_min_partial()`: empty slabs a node keeps for reuse.
 fn min_partial(size: usize) -> usize {
-    (size.ilog2() as usize / 2).clamp(5, 10)
+    (size.checked_ilog2().unwrap_or(0) as usize / 2).clamp(5, 10)
+}
+
+/// The sheaf capacity of a cache of `layout` with `flags`: none for a
+/// debug cache, whose every object is checked at its slab.
+fn capacity(layout: &Layout, flags: CacheFlags) -> usize {
+    if flags.contains(CacheFlags::DEBUG) {
+        0
+    } else {
+        sheaf_capacity(layout.size)
+    }
+}
+
+/// See [`Cache::fixed_footprint`].
+fn fixed_footprint(layout: &Layout, capacity: usize, min_partial: usize) -> usize {
+    let (cpus, nodes) = (sys::nr_cpu_ids() as usize, sys::nr_node_ids() as usize);
+    let objects = layout.objects(layout.order) as usize;
+    let slab = crate::layout::slab_bytes(layout.order) + Slab::metadata_bytes(objects);
+    let parked = cpus * capacity + nodes * depot_capacity(capacity);
+    let metadata = size_of::<Cache>()
+        + cpus * (size_of::<Sheaf>() + size_of::<CpuShared>())
+        + nodes * size_of::<Node>()
+        + crate::debugfs::DIR_BYTES;
+    metadata + (parked + nodes * min_partial) * slab
 }
 
 /// KUnit: every live cache, so that unloading the test module can retire
@@ -226,11 +249,7 @@ impl Cache {
         for _ in 0..sys::nr_node_ids() {
             nodes.push(KBox::pin_init(Node::new(), GFP_KERNEL)?, GFP_KERNEL)?;
         }
-        let capacity = if flags.contains(CacheFlags::DEBUG) {
-            0
-        } else {
-            sheaf_capacity(layout.size)
-        };
+        let capacity = capacity(&layout, flags);
         let plain = ctor.is_none() && !flags.contains(CacheFlags::POISON);
         let init_free = plain && sys::init_on_free();
         let cache = Self {
@@ -320,6 +339,41 @@ impl Cache {
     /// How many empty slabs each node keeps for reuse.
     pub fn min_partial(&self) -> usize {
         self.min_partial
+    }
+
+    /// The most bytes one allocated object pins: its slot, and its share of
+    /// its slab's unused tail and of the slab's metadata, at whichever of
+    /// the cache's two slab orders is worse, and what the debugging tools
+    /// add to it ([`sys::TRACKING_BYTES`]). What a quota charges an object:
+    /// at the peak of a run of allocations, its slabs are full.
+    pub fn object_footprint(&self) -> usize {
+        let l = &self.layout;
+        let per_object = |order| {
+            let objects = (l.objects(order) as usize).max(1);
+            (crate::layout::slab_bytes(order) + Slab::metadata_bytes(objects)).div_ceil(objects)
+        };
+        per_object(l.order).max(per_object(l.min_order)) + sys::TRACKING_BYTES
+    }
+
+    /// The most bytes the cache pins with no object allocated: its
+    /// metadata and debugfs entries; a whole slab for every object its
+    /// sheaves and depots can park (parked objects of different slabs each
+    /// keep theirs alive); and the empty slabs each node keeps. What a
+    /// quota charges a cache.
+    pub fn fixed_footprint(&self) -> usize {
+        fixed_footprint(&self.layout, self.capacity, self.min_partial)
+    }
+
+    /// [`Cache::fixed_footprint`] of the cache [`Cache::new`] would make
+    /// with these arguments (and no constructor), known before it is made;
+    /// its errors.
+    pub fn fixed_footprint_of(size: usize, align: usize, flags: CacheFlags) -> Result<usize> {
+        let layout = Layout::new(size, align, flags, false, sys::num_present_cpus())?;
+        Ok(fixed_footprint(
+            &layout,
+            capacity(&layout, flags),
+            min_partial(layout.size),
+        ))
     }
 
     /// The fault-injection knobs for this cache's slab allocations.
@@ -864,7 +918,12 @@ impl Cache {
     /// Takes the local lock once for what the sheaf can give. On failure,
     /// frees what it got and returns the error.
     pub fn alloc_bulk(&self, gfp: Flags, out: &mut [*mut u8]) -> Result {
-        sys::might_alloc(|| sys::gfp_bits(gfp));
+        self.alloc_bulk_raw(sys::gfp_bits(gfp), out)
+    }
+
+    /// [`Cache::alloc_bulk`] with raw flags.
+    pub(crate) fn alloc_bulk_raw(&self, gfp: bindings::gfp_t, out: &mut [*mut u8]) -> Result {
+        sys::might_alloc(|| gfp);
         let mut got = self.cpus.with(|sheaf, shared| {
             let n = sheaf.count.min(out.len());
             out[..n].copy_from_slice(&sheaf.objs[sheaf.count - n..sheaf.count]);
@@ -877,12 +936,12 @@ impl Cache {
         // (The rest come from `alloc`, which hands them out.)
         for &obj in &out[..got] {
             if let Some(obj) = NonNull::new(obj) {
-                self.hand_out(obj, || sys::gfp_bits(gfp));
+                self.hand_out(obj, || gfp);
             }
         }
         while got < out.len() {
             // Zeroed below, with the rest.
-            match self.alloc(gfp & !__GFP_ZERO) {
+            match self.alloc_raw(gfp & !bindings::__GFP_ZERO) {
                 Ok(obj) => out[got] = obj.as_ptr(),
                 Err(e) => {
                     // SAFETY: `out[..got]` were just allocated here.
@@ -892,7 +951,7 @@ impl Cache {
             }
             got += 1;
         }
-        if gfp.contains(__GFP_ZERO) || self.init_alloc {
+        if gfp & bindings::__GFP_ZERO != 0 || self.init_alloc {
             for &obj in out.iter() {
                 // SAFETY: Freshly allocated objects, unshared.
                 unsafe { obj.write_bytes(0, self.layout.object_size) };

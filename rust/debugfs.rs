@@ -24,6 +24,15 @@ use kernel::seq_file::{seq_print, SeqFile};
 use kernel::sync::Arc;
 use kernel::uaccess::{UserPtr, UserSlice, UserSliceReader};
 
+/// What one debugfs entry (file or directory) costs, at most: its inode
+/// and dentry, and its [`File`] or [`Dir`]. An estimate for quotas, high
+/// on x86-64 (a debugfs inode is about 700 bytes, a dentry 192).
+const ENTRY_BYTES: usize = 1024;
+
+/// What a cache's or pool's debugfs directory with its files costs, at
+/// most (a directory and up to five files).
+pub(crate) const DIR_BYTES: usize = 6 * ENTRY_BYTES;
+
 /// What a file shows when read.
 pub(crate) type Show<T> = dyn Fn(&T, &mut fmt::Formatter<'_>) -> fmt::Result + Send + Sync;
 /// What a file does with what is written to it.

@@ -32,7 +32,7 @@ pub enum Kind {
     Object(Object, u64),
 }
 
-struct Entry {
+pub(crate) struct Entry {
     kind: Kind,
     users: usize,
     charge: Charge,
@@ -62,7 +62,7 @@ pub struct Table {
 impl Table {
     /// Reserves the next handle.
     pub fn reserve(&mut self) -> Result<Slot> {
-        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
         self.last += 1;
         Ok(Slot {
             id: self.last,

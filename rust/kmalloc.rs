@@ -53,15 +53,6 @@ pub fn size_class(size: usize) -> Option<usize> {
     }
 }
 
-/// The bytes a `size`-byte allocation occupies: its class size, or its
-/// whole pages above the classes.
-pub fn footprint(size: usize) -> usize {
-    match size_class(size) {
-        Some(class) => SIZE_CLASSES[class],
-        None => slab_bytes(get_order(size)),
-    }
-}
-
 /// The generic allocator.
 #[pin_data(PinnedDrop)]
 pub struct Kmalloc {
@@ -140,6 +131,16 @@ impl Kmalloc {
     /// The size-class caches, smallest first.
     pub fn caches(&self) -> &[Arc<Cache>] {
         &self.caches
+    }
+
+    /// The most bytes a `size`-byte allocation pins: an object of its class
+    /// cache (see [`Cache::object_footprint`]), or its whole pages above
+    /// the classes.
+    pub fn footprint(&self, size: usize) -> usize {
+        match size_class(size) {
+            Some(class) => self.caches[class].object_footprint(),
+            None => slab_bytes(get_order(size)),
+        }
     }
 
     /// Pages held by large allocations.

@@ -69,16 +69,14 @@ impl Backend {
         }
     }
 
-    /// The memory one reserved element really takes: its slot in the
-    /// backend (the cache's stride, the kmalloc class, the pages) and its
-    /// pointer in the reserve array.
+    /// The most memory one element pins: its object in the backend, all
+    /// overheads counted (see [`Cache::object_footprint`]), or its pages.
     pub fn footprint(&self) -> usize {
-        let slot = match self {
-            Backend::Cache(c) => c.layout().size,
-            Backend::Kmalloc(_, size) => crate::kmalloc::footprint(*size),
+        match self {
+            Backend::Cache(c) => c.object_footprint(),
+            Backend::Kmalloc(km, size) => km.footprint(*size),
             Backend::Pages(order, _) => crate::layout::slab_bytes(*order),
-        };
-        slot + size_of::<NonNull<u8>>()
+        }
     }
 
     /// The fault-injection knobs that make this backend fail.
@@ -288,6 +286,17 @@ impl Mempool {
     /// if the backend cannot supply them, and with `EINVAL` for a `min_nr`
     /// above [`MAX_MIN_NR`].
     pub fn new(name: &CStr, min_nr: usize, backend: Backend) -> Result<Arc<Self>> {
+        Self::new_gfp(name, min_nr, backend, bindings::GFP_KERNEL)
+    }
+
+    /// [`Mempool::new`], the reserve (and its array) allocated with `gfp`,
+    /// which must allow sleeping.
+    pub fn new_gfp(
+        name: &CStr,
+        min_nr: usize,
+        backend: Backend,
+        gfp: bindings::gfp_t,
+    ) -> Result<Arc<Self>> {
         if min_nr > MAX_MIN_NR {
             return Err(EINVAL);
         }
@@ -296,7 +305,7 @@ impl Mempool {
                 name: CString::try_from_fmt(fmt!("{name}"))?,
                 backend,
                 reserve <- kernel::new_spinlock_irq!(
-                    Reserve { elements: KVVec::with_capacity(capacity(min_nr), GFP_KERNEL)?, min_nr },
+                    Reserve { elements: KVVec::with_capacity(capacity(min_nr), sys::metadata_flags(gfp))?, min_nr },
                     "rslab_mempool"
                 ),
                 full: AtomicBool::new(false),
@@ -306,7 +315,7 @@ impl Mempool {
             }? Error),
             GFP_KERNEL,
         )?;
-        pool.fill(bindings::GFP_KERNEL)?;
+        pool.fill(gfp)?;
         Ok(pool)
     }
 
@@ -320,6 +329,28 @@ impl Mempool {
     /// The pool's name.
     pub fn name(&self) -> &CStr {
         &self.name
+    }
+
+    /// The most memory a pool of `min_nr` elements of `backend` pins: the
+    /// pool, its debugfs entries, its reserve array and every element.
+    /// What a quota charges a pool. Saturates rather than wrap (a 32-bit
+    /// `usize` cannot hold 2^16 elements of 2^20 bytes), and a saturated
+    /// charge passes every limit.
+    pub fn footprint_for(backend: &Backend, min_nr: usize) -> usize {
+        let array = capacity(min_nr) * size_of::<NonNull<u8>>();
+        let elements = min_nr.saturating_mul(backend.footprint());
+        (size_of::<Self>() + crate::debugfs::DIR_BYTES + array).saturating_add(elements)
+    }
+
+    /// What this pool pins now, as [`Mempool::footprint_for`] counts it:
+    /// a shrink that could not get a smaller array keeps the larger one.
+    pub fn footprint(&self) -> usize {
+        let reserve = self.lock_reserve();
+        let extra = reserve
+            .elements
+            .capacity()
+            .saturating_sub(capacity(reserve.min_nr));
+        Self::footprint_for(&self.backend, reserve.min_nr) + extra * size_of::<NonNull<u8>>()
     }
 
     /// The backend.
@@ -354,27 +385,27 @@ impl Mempool {
     /// (`ENOMEM`); `__GFP_ZERO` is `EINVAL`. A wait for a free cannot be
     /// interrupted, as in `mempool_alloc()`.
     pub fn alloc(&self, gfp: Flags) -> Result<NonNull<u8>> {
-        self.alloc_waiting(gfp, false)
+        self.alloc_waiting(sys::gfp_bits(gfp), false)
     }
 
     /// As [`Mempool::alloc`], but a wait for a free ends with `EINTR` when
     /// the task gets a fatal signal (`TASK_KILLABLE`): for allocations made
     /// on behalf of user space, which must never leave a task that
-    /// `kill -9` cannot end.
-    pub fn alloc_killable(&self, gfp: Flags) -> Result<NonNull<u8>> {
+    /// `kill -9` cannot end. Raw flags: user space's are accounted.
+    pub fn alloc_killable(&self, gfp: bindings::gfp_t) -> Result<NonNull<u8>> {
         self.alloc_waiting(gfp, true)
     }
 
-    fn alloc_waiting(&self, gfp: Flags, killable: bool) -> Result<NonNull<u8>> {
-        if gfp.contains(__GFP_ZERO) {
+    fn alloc_waiting(&self, gfp: bindings::gfp_t, killable: bool) -> Result<NonNull<u8>> {
+        if gfp & bindings::__GFP_ZERO != 0 {
             return Err(EINVAL);
         }
         // As `mempool_alloc()`: judged even when the reserve serves it.
-        sys::might_alloc(|| sys::gfp_bits(gfp));
+        sys::might_alloc(|| gfp);
         // Every attempt is `mempool_adjust_gfp()`'s: the reserve is the
         // fallback, so the backend never dips into emergency reserves,
         // retries or warns.
-        let full = sys::gfp_mempool_adjust(sys::gfp_bits(gfp));
+        let full = sys::gfp_mempool_adjust(gfp);
         let mut attempt = sys::gfp_mempool_first(full);
         loop {
             if let Ok(element) = self.backend.alloc(attempt) {
@@ -465,6 +496,11 @@ impl Mempool {
     /// to grow the reserve's own array is (`ENOMEM`, nothing changed), or a
     /// `min_nr` above [`MAX_MIN_NR`] (`EINVAL`).
     pub fn resize(&self, min_nr: usize) -> Result {
+        self.resize_gfp(min_nr, bindings::GFP_KERNEL)
+    }
+
+    /// [`Mempool::resize`], growing with `gfp`, which must allow sleeping.
+    pub fn resize_gfp(&self, min_nr: usize, gfp: bindings::gfp_t) -> Result {
         if min_nr > MAX_MIN_NR {
             return Err(EINVAL);
         }
@@ -472,7 +508,7 @@ impl Mempool {
         // The array for the new size, made first: growing fails here with
         // nothing changed. A shrink that cannot get a smaller one keeps the
         // old, larger one.
-        let array = match KVVec::with_capacity(capacity(min_nr), GFP_KERNEL) {
+        let array = match KVVec::with_capacity(capacity(min_nr), sys::metadata_flags(gfp)) {
             Ok(array) => Some(array),
             Err(_) if !growing => None,
             Err(e) => return Err(e.into()),
@@ -510,7 +546,7 @@ impl Mempool {
         if growing {
             // A backend failure leaves the reserve short, as in
             // `mempool_resize()`; frees refill it.
-            let _ = self.fill(bindings::GFP_KERNEL);
+            let _ = self.fill(gfp);
         }
         Ok(())
     }

@@ -9,11 +9,11 @@
 //! device code above it needs no `unsafe` at all.
 
 use crate::cache::Cache;
-use crate::kmalloc::{self, Kmalloc};
+use crate::kmalloc::Kmalloc;
 use crate::mempool::Mempool;
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
-use kernel::alloc::Flags;
+use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -38,20 +38,20 @@ impl Source {
         }
     }
 
-    /// The memory one object takes from its allocator: the cache's stride,
-    /// the kmalloc class, or the pool element.
+    /// The most memory one object pins, all overheads counted (see
+    /// [`Cache::object_footprint`]): what a quota charges it.
     pub fn footprint(&self) -> usize {
         match self {
-            Source::Cache(c) => c.layout().size,
-            Source::Kmalloc(_, size) => kmalloc::footprint(*size),
-            Source::Pool(p) => p.backend().element_size(),
+            Source::Cache(c) => c.object_footprint(),
+            Source::Kmalloc(km, size) => km.footprint(*size),
+            Source::Pool(p) => p.backend().footprint(),
         }
     }
 
-    fn alloc(&self, gfp: Flags) -> Result<NonNull<u8>> {
+    fn alloc(&self, gfp: bindings::gfp_t) -> Result<NonNull<u8>> {
         match self {
-            Source::Cache(c) => c.alloc(gfp),
-            Source::Kmalloc(km, size) => km.alloc(*size, gfp),
+            Source::Cache(c) => c.alloc_raw(gfp),
+            Source::Kmalloc(km, size) => km.alloc_raw(*size, gfp),
             // On behalf of user space: a wait must end on `kill -9`.
             Source::Pool(p) => p.alloc_killable(gfp),
         }
@@ -76,9 +76,9 @@ unsafe impl Send for Object {}
 unsafe impl Sync for Object {}
 
 impl Object {
-    /// Allocates one object from `source`, and zeroes it so that no stale
-    /// contents can be read back.
-    pub fn new(source: Source, gfp: Flags) -> Result<Self> {
+    /// Allocates one object from `source` with `gfp`, and zeroes it so
+    /// that no stale contents can be read back.
+    pub fn new(source: Source, gfp: bindings::gfp_t) -> Result<Self> {
         let ptr = source.alloc(gfp)?;
         // SAFETY: `ptr` is a fresh allocation of `object_size()` bytes,
         // owned by nobody else.
@@ -89,10 +89,10 @@ impl Object {
 
     /// Allocates `n` zeroed objects of `cache` in one bulk call (all or
     /// nothing).
-    pub fn new_bulk(cache: &Arc<Cache>, n: usize, gfp: Flags) -> Result<KVec<Self>> {
+    pub fn new_bulk(cache: &Arc<Cache>, n: usize, gfp: bindings::gfp_t) -> Result<KVec<Self>> {
         let mut raw = KVec::from_elem(core::ptr::null_mut(), n, GFP_KERNEL)?;
         let mut objects = KVec::with_capacity(n, GFP_KERNEL)?;
-        cache.alloc_bulk(gfp | __GFP_ZERO, &mut raw)?;
+        cache.alloc_bulk_raw(gfp | bindings::__GFP_ZERO, &mut raw)?;
         for ptr in raw {
             // `alloc_bulk` succeeded, so every pointer is a live object.
             let Some(ptr) = NonNull::new(ptr) else {

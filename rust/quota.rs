@@ -3,11 +3,15 @@
 //! Quotas on what user space may hold through `/dev/rslab`.
 //!
 //! Every handle an open file holds (cache, pool or object) is one object of
-//! its quota and is charged the bytes it pins: an object its footprint, a
-//! pool its reserve. Each open file has an object and a byte limit, and all
-//! files together a byte limit. A [`Charge`] is taken before the memory is
-//! allocated and refunded when it is dropped, so no path can forget to
-//! give it back.
+//! its quota and is charged the bytes it pins, all overheads counted: an
+//! object its share of its slab (`Cache::object_footprint`), a cache what
+//! its sheaves, depots and metadata can hold with no object allocated
+//! (`Cache::fixed_footprint`), a pool its reserve (`Mempool::footprint`),
+//! and each handle its table entry ([`HANDLE_BYTES`]). Each open file has
+//! an object and a byte limit; all files together have an object and a
+//! byte limit, and a limit on how many are open. A [`Charge`] is taken
+//! before the memory is allocated and refunded when it is dropped, so no
+//! path can forget to give it back.
 //!
 //! Each counted thing is a value whose `Drop` gives back exactly what its
 //! constructor took, and the value exists only once the count is taken: a
@@ -19,6 +23,15 @@ use kernel::fmt;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+/// What a handle's own entry in its file's table costs: a red-black tree
+/// node (its links, key and entry, as `kernel::rbtree` lays it out),
+/// rounded up to its kmalloc class, and what the debugging tools add to it.
+pub const HANDLE_BYTES: usize = (size_of::<kernel::bindings::rb_node>()
+    + size_of::<u64>()
+    + size_of::<crate::handles::Entry>())
+.next_power_of_two()
+    + crate::sys::TRACKING_BYTES;
+
 /// The limits in force (module parameters, read at load).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -28,6 +41,10 @@ pub struct Limits {
     pub bytes: usize,
     /// Bytes of all open files together.
     pub total_bytes: usize,
+    /// Handles of all open files together.
+    pub total_objects: usize,
+    /// Open files.
+    pub files: usize,
 }
 
 /// The device-wide usage.
@@ -47,10 +64,11 @@ pub struct Global {
 struct FileCount(Arc<Global>);
 
 impl FileCount {
-    fn new(global: &Arc<Global>) -> Self {
-        global.files.fetch_add(1, Relaxed);
+    /// `ENFILE` if as many files as the limit are open.
+    fn new(global: &Arc<Global>) -> Result<Self> {
+        try_add(&global.files, 1, global.limits.files).map_err(|_| ENFILE)?;
         // INVARIANT: Counted just above.
-        Self(global.clone())
+        Ok(Self(global.clone()))
     }
 }
 
@@ -108,16 +126,17 @@ impl Global {
         self.limits
     }
 
-    /// Opens an account for a new file.
+    /// Opens an account for a new file; `ENFILE` if as many files as the
+    /// limit are open.
     pub fn open(self: &Arc<Self>) -> Result<Arc<Account>> {
         // If `Arc::new` fails, it drops the account, and with it the count.
         Ok(Arc::new(
             Account {
-                file: FileCount::new(self),
+                file: FileCount::new(self)?,
                 objects: AtomicUsize::new(0),
                 bytes: AtomicUsize::new(0),
             },
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )?)
     }
 
@@ -130,6 +149,9 @@ impl Global {
             ("max_objects", self.limits.objects),
             ("max_bytes", self.limits.bytes),
             ("max_total_bytes", self.limits.total_bytes),
+            ("max_total_objects", self.limits.total_objects),
+            ("max_files", self.limits.files),
+            ("handle_bytes", HANDLE_BYTES),
         ];
         for (name, value) in lines {
             writeln!(f, "{name} {value}")?;
@@ -143,11 +165,15 @@ impl Account {
         &self.file.0
     }
 
-    /// Charges one object of `bytes`; `EDQUOT`, with nothing charged, if
-    /// that would pass a limit.
+    /// Charges one handle pinning `bytes` (plus [`HANDLE_BYTES`] for its
+    /// entry); `EDQUOT`, with nothing charged, if that would pass a limit.
     pub fn charge(self: &Arc<Self>, bytes: usize) -> Result<Charge> {
-        try_add(&self.objects, 1, self.global().limits.objects)?;
-        self.global().objects.fetch_add(1, Relaxed);
+        let global = self.global();
+        try_add(&self.objects, 1, global.limits.objects)?;
+        if let Err(e) = try_add(&global.objects, 1, global.limits.total_objects) {
+            self.objects.fetch_sub(1, Relaxed);
+            return Err(e);
+        }
         // INVARIANT: Both counts taken, no bytes yet; from here on, dropping
         // `charge` refunds what was added.
         let mut charge = Charge {
@@ -160,14 +186,19 @@ impl Account {
 }
 
 impl Charge {
-    /// The bytes charged.
+    /// The bytes charged (what the handle pins, without its entry).
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.bytes.saturating_sub(HANDLE_BYTES)
     }
 
-    /// Changes the bytes charged to `bytes`; `EDQUOT`, with nothing
-    /// changed, if that would pass a limit.
+    /// Changes the bytes charged to `bytes` (plus the entry's); `EDQUOT`,
+    /// with nothing changed, if that would pass a limit.
     pub fn resize(&mut self, bytes: usize) -> Result {
+        self.set(bytes.saturating_add(HANDLE_BYTES))
+    }
+
+    /// Changes the bytes charged, entry included, to `bytes`.
+    fn set(&mut self, bytes: usize) -> Result {
         let account = &self.account;
         let global = account.global();
         if bytes > self.bytes {
@@ -190,7 +221,7 @@ impl Charge {
 impl Drop for Charge {
     fn drop(&mut self) {
         // Cannot fail: shrinking to 0.
-        let _ = self.resize(0);
+        let _ = self.set(0);
         self.account.objects.fetch_sub(1, Relaxed);
         self.account.global().objects.fetch_sub(1, Relaxed);
     }

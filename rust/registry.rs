@@ -23,10 +23,11 @@ use crate::debugfs::{Dir, File};
 use crate::fault::FaultInject;
 use crate::flags::CacheFlags;
 use crate::mempool::{Backend, Mempool};
+use crate::names::Names;
 use crate::stats::STAT_NAMES;
 use kernel::fmt;
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::Arc;
 use kernel::uaccess::UserSliceReader;
 
 /// Names in the debugfs root that are not caches.
@@ -60,9 +61,9 @@ pub struct Registry {
     // Fields drop in order: the entries (and their files) before the
     // directories that hold them.
     #[pin]
-    pools: Mutex<KVec<PoolEntry>>,
+    pools: Names<PoolEntry>,
     #[pin]
-    entries: Mutex<KVec<Entry>>,
+    entries: Names<Entry>,
     pools_dir: Dir,
     root: Dir,
 }
@@ -136,16 +137,6 @@ fn push_fault_files<T: HasFault + Clone + Send + Sync + 'static>(
     )
 }
 
-/// Removes the entry that `is` picks from `list`. It leaves the list under
-/// the lock, but its debugfs files are removed (waiting for their readers)
-/// after the lock is dropped.
-fn unregister<E>(list: &Mutex<KVec<E>>, is: impl Fn(&E) -> bool) {
-    let mut entries = list.lock();
-    let entry = entries.iter().position(is).map(|i| entries.remove(i));
-    drop(entries);
-    drop(entry);
-}
-
 /// Reads a decimal `u32` written to a debugfs file.
 fn read_u32(reader: &mut UserSliceReader) -> Result<u32> {
     let mut buf = [0u8; 16];
@@ -169,8 +160,8 @@ impl Registry {
         Ok(try_pin_init!(Self {
             pools_dir,
             root,
-            entries <- kernel::new_mutex!(KVec::new()),
-            pools <- kernel::new_mutex!(KVec::new()),
+            entries <- Names::new(),
+            pools <- Names::new(),
         }? Error))
     }
 
@@ -181,12 +172,13 @@ impl Registry {
 
     /// How many caches and pools are registered.
     pub fn counts(&self) -> (usize, usize) {
-        (self.entries.lock().len(), self.pools.lock().len())
+        (self.entries.count(), self.pools.count())
     }
 
     /// Creates a cache (see [`Cache::new`]) and registers it, with its
     /// debugfs directory. `EEXIST` if a cache of that name is registered,
-    /// or if the name is one of the root's own files.
+    /// or if the name is one of the root's own files; `ENAMETOOLONG` for a
+    /// name of more than [`crate::names::NAME_MAX`] bytes.
     pub fn create(
         &self,
         name: &CStr,
@@ -195,11 +187,10 @@ impl Registry {
         flags: CacheFlags,
         ctor: Option<Ctor>,
     ) -> Result<Arc<Cache>> {
-        let mut entries = self.entries.lock();
-        let taken = RESERVED.contains(&name);
-        if taken || entries.iter().any(|e| e.cache.name() == name) {
+        if RESERVED.contains(&name) {
             return Err(EEXIST);
         }
+        let claim = self.entries.claim(name)?;
         let cache = Cache::new(name, size, align, flags, ctor)?;
         let dir = self.root.subdir(name)?;
         let mut files = KVec::with_capacity(4, GFP_KERNEL)?;
@@ -216,30 +207,27 @@ impl Registry {
                 Ok(())
             }),
         )?;
-        entries.push(
-            Entry {
-                _files: files,
-                _dir: dir,
-                cache: cache.clone(),
-            },
-            GFP_KERNEL,
-        )?;
+        claim.fill(Entry {
+            _files: files,
+            _dir: dir,
+            cache: cache.clone(),
+        });
         Ok(cache)
     }
 
     /// Creates a pool (see [`Mempool::new`]) and registers it, with its
     /// debugfs directory `pools/<name>/`. `EEXIST` if the name is taken.
+    /// The reserve is filled with `gfp` (see [`Mempool::new_gfp`]), without
+    /// the registry's lock held.
     pub fn create_pool(
         &self,
         name: &CStr,
         min_nr: usize,
         backend: Backend,
+        gfp: kernel::bindings::gfp_t,
     ) -> Result<Arc<Mempool>> {
-        let mut pools = self.pools.lock();
-        if pools.iter().any(|e| e.pool.name() == name) {
-            return Err(EEXIST);
-        }
-        let pool = Mempool::new(name, min_nr, backend)?;
+        let claim = self.pools.claim(name)?;
+        let pool = Mempool::new_gfp(name, min_nr, backend, gfp)?;
         let dir = self.pools_dir.subdir(name)?;
         let mut files = KVec::with_capacity(3, GFP_KERNEL)?;
         let p = || pool.clone();
@@ -248,28 +236,32 @@ impl Registry {
             dir.read_callback_file(c"stats", p(), &|p: &Arc<Mempool>, f| write_pool_stats(p, f)),
         )?;
         push_fault_files(&mut files, &dir, &pool)?;
-        pools.push(
-            PoolEntry {
-                _files: files,
-                _dir: dir,
-                pool: pool.clone(),
-            },
-            GFP_KERNEL,
-        )?;
+        claim.fill(PoolEntry {
+            _files: files,
+            _dir: dir,
+            pool: pool.clone(),
+        });
         Ok(pool)
     }
 
-    /// Unregisters `cache` (removing its debugfs directory) and destroys it
-    /// (see [`Cache::destroy`]; objects still allocated are reported).
+    /// Unregisters `cache` (removing its debugfs directory, after the
+    /// registry's lock is dropped) and destroys it (see [`Cache::destroy`];
+    /// objects still allocated are reported).
     pub fn destroy(&self, cache: Arc<Cache>) {
-        unregister(&self.entries, |e| Arc::ptr_eq(&e.cache, &cache));
+        drop(
+            self.entries
+                .remove(cache.name(), |e| Arc::ptr_eq(&e.cache, &cache)),
+        );
         Cache::destroy(cache);
     }
 
     /// Unregisters `pool` (removing `pools/<name>/`) and destroys it (see
     /// [`Mempool::destroy`]).
     pub fn destroy_pool(&self, pool: Arc<Mempool>) {
-        unregister(&self.pools, |e| Arc::ptr_eq(&e.pool, &pool));
+        drop(
+            self.pools
+                .remove(pool.name(), |e| Arc::ptr_eq(&e.pool, &pool)),
+        );
         Mempool::destroy(pool);
     }
 
@@ -281,7 +273,7 @@ impl Registry {
             "# name              min_nr curr_nr outstanding alloc_backend alloc_reserve \
              waits wakeups failures free_reserve free_backend backend"
         )?;
-        for e in self.pools.lock().iter() {
+        self.pools.for_each(|e| {
             let s = e.pool.stats();
             write!(
                 f,
@@ -299,9 +291,8 @@ impl Registry {
                 s.free_backend
             )?;
             e.pool.describe_backend(f)?;
-            writeln!(f)?;
-        }
-        Ok(())
+            writeln!(f)
+        })
     }
 
     /// Writes every registered cache as `/proc/slabinfo` does.
@@ -313,7 +304,7 @@ impl Registry {
              : tunables <limit> <batchcount> <sharedfactor> \
              : slabdata <active_slabs> <num_slabs> <sharedavail>"
         )?;
-        for e in self.entries.lock().iter() {
+        self.entries.for_each(|e| {
             let s = e.cache.stats();
             writeln!(
                 f,
@@ -330,9 +321,8 @@ impl Registry {
                 s.active_slabs,
                 s.num_slabs,
                 0
-            )?;
-        }
-        Ok(())
+            )
+        })
     }
 }
 
@@ -341,7 +331,7 @@ fn write_stats(cache: &Cache, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let l = cache.layout();
     let s = cache.stats();
     let (fail_next, fail_percent) = cache.fault().settings();
-    let lines: [(&str, usize); 19] = [
+    let lines: [(&str, usize); 21] = [
         ("object_size", l.object_size),
         ("size", l.size),
         ("align", l.align),
@@ -361,6 +351,8 @@ fn write_stats(cache: &Cache, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         ("depot_objs", s.depot_objs),
         ("fail_next", fail_next as usize),
         ("fail_percent", fail_percent as usize),
+        ("object_footprint", cache.object_footprint()),
+        ("fixed_footprint", cache.fixed_footprint()),
     ];
     writeln!(f, "name {}", cache.name().to_str().unwrap_or("?"))?;
     for (name, value) in lines {
@@ -379,7 +371,7 @@ fn write_pool_stats(pool: &Mempool, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     write!(f, "backend ")?;
     pool.describe_backend(f)?;
     writeln!(f)?;
-    let lines: [(&str, u64); 10] = [
+    let lines: [(&str, u64); 11] = [
         ("min_nr", s.min_nr as u64),
         ("curr_nr", s.curr_nr as u64),
         ("outstanding", s.outstanding as u64),
@@ -390,6 +382,7 @@ fn write_pool_stats(pool: &Mempool, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         ("failures", s.failures),
         ("free_reserve", s.free_reserve),
         ("free_backend", s.free_backend),
+        ("footprint", pool.footprint() as u64),
     ];
     for (name, value) in lines {
         writeln!(f, "{name} {value}")?;

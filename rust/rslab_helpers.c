@@ -406,6 +406,19 @@ gfp_t rslab_gfp_try_node(gfp_t gfp)
 	       __GFP_NOWARN | __GFP_THISNODE;
 }
 
+/*
+ * The gfp for what user space makes through /dev/rslab: charged to its
+ * memory cgroup (__GFP_ACCOUNT), and refused with ENOMEM rather than
+ * calling the OOM killer (__GFP_RETRY_MAYFAIL, which memcg's charge path
+ * honours too) or warning (a user could fill the log). @nowait: no sleep.
+ */
+gfp_t rslab_gfp_user(bool nowait)
+{
+	if (nowait)
+		return GFP_NOWAIT | __GFP_ACCOUNT | __GFP_NOWARN;
+	return GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN;
+}
+
 /* Whether @nid is a node with memory: one a node-directed allocation may name. */
 bool rslab_node_has_memory(int nid)
 {

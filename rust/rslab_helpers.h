@@ -48,6 +48,7 @@ void rslab_kmemleak_free(const void *ptr);
 void rslab_kmemleak_ignore(const void *ptr);
 gfp_t rslab_gfp_opportunistic(gfp_t gfp);
 gfp_t rslab_gfp_try_node(gfp_t gfp);
+gfp_t rslab_gfp_user(bool nowait);
 bool rslab_node_has_memory(int nid);
 void rslab_kunit_skip(const char *why);
 void rslab_account_slab(void *addr, unsigned int order, int sign);

@@ -39,6 +39,7 @@ mod kasan_tests;
 pub mod kmalloc;
 pub mod layout;
 pub mod mempool;
+mod names;
 mod node;
 pub mod object;
 mod percpu;
@@ -81,6 +82,14 @@ module! {
         max_total_bytes: usize {
             default: 256 << 20,
             description: "/dev/rslab: the most bytes all open files together may hold",
+        },
+        max_total_objects: usize {
+            default: 1 << 18,
+            description: "/dev/rslab: the most handles all open files together may hold",
+        },
+        max_files: usize {
+            default: 1024,
+            description: "/dev/rslab: the most files open at once (ENFILE beyond)",
         },
     },
 }
@@ -137,6 +146,8 @@ impl kernel::Module for Rslab {
             objects: module_parameters::max_objects.value(),
             bytes: module_parameters::max_bytes.value(),
             total_bytes: module_parameters::max_total_bytes.value(),
+            total_objects: module_parameters::max_total_objects.value(),
+            files: module_parameters::max_files.value(),
         };
         let shared = Shared {
             registry: registry.clone(),
@@ -195,7 +206,8 @@ impl Rslab {
             (c"pool-pages-1", Backend::pages(1)),
         ];
         for (name, backend) in backends {
-            self.registry.create_pool(name, min_nr, backend)?;
+            self.registry
+                .create_pool(name, min_nr, backend, kernel::bindings::GFP_KERNEL)?;
         }
         Ok(())
     }

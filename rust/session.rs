@@ -8,22 +8,28 @@
 //! they allocate, and report a new handle to user space before they commit
 //! it, so a failed command leaves nothing behind.
 //!
-//! The table's mutex is never held while an allocation may wait for a pool
-//! (a free on another thread of the same file must be able to wake it) or
-//! while object bytes are copied from or to user memory.
+//! The table's mutex is held only to look up, reserve, insert or remove
+//! entries: never while an allocation may wait for a pool (a free on
+//! another thread of the same file must be able to wake it), while a pool
+//! fills its reserve, or while anything is copied from or to user memory
+//! (a user page may fault and wait, on userfaultfd for as long as user
+//! space likes, and the file's other threads must not wait with it).
 
+use crate::cache::Cache;
 use crate::device::{Arg, Shared};
 use crate::flags::CacheFlags;
 use crate::handles::{release, Kind, Table};
-use crate::mempool::Backend;
+use crate::mempool::{Backend, Mempool};
 use crate::object::{Object, Source};
-use crate::quota::Account;
+use crate::quota::{Account, Charge};
+use crate::sys;
 use crate::uapi::{self, Bulk, CacheCreate, CacheInfo, HandleArg, ObjAlloc, ObjIo, PoolCreate};
 use crate::uapi::{Info, PoolInfo, PoolResize};
 use core::ops::Range;
 use kernel::alloc::KVVec;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
+use kernel::transmute::{AsBytes, FromBytes};
 use kernel::uaccess::{UserPtr, UserSlice};
 
 /// The state of one open file.
@@ -74,13 +80,6 @@ fn pool_min_nr(min_nr: u32) -> Result<usize> {
     Ok(min_nr as usize)
 }
 
-/// What a reserve of `min_nr` elements of `backend` is charged: every
-/// element's real footprint. Cannot overflow: both factors are bounded
-/// (at most 2^20 + 8 bytes times 2^16).
-fn reserve_bytes(backend: &Backend, min_nr: usize) -> usize {
-    backend.footprint().saturating_mul(min_nr)
-}
-
 /// `offset..offset + len` if it lies within `size` bytes.
 fn range(offset: u32, len: u32, size: usize) -> Result<Range<usize>> {
     let (start, len) = (offset as usize, len as usize);
@@ -104,7 +103,7 @@ impl Session {
                 shared: shared.clone(),
                 table <- kernel::new_mutex!(Table::default(), "rslab_session"),
             }? Error),
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )
     }
 
@@ -122,8 +121,48 @@ impl Session {
         arg.reply()
     }
 
+    /// Reports a new handle to user space, then commits it: reserves its
+    /// slot, writes the reply (with the id `set_id` puts in it) without the
+    /// table's lock, and inserts `kind` with its charge. On failure, `kind`
+    /// is released and nothing stays behind.
+    fn publish<T: FromBytes + AsBytes>(
+        &self,
+        mut arg: Arg<T>,
+        set_id: impl FnOnce(&mut T, u64),
+        kind: Kind,
+        charge: Charge,
+    ) -> Result {
+        let reported = self.table.lock().reserve().and_then(|slot| {
+            set_id(&mut arg.req, slot.id());
+            arg.reply().map(|()| slot)
+        });
+        match reported {
+            Ok(slot) => {
+                self.table.lock().insert(slot, kind, charge);
+                Ok(())
+            }
+            Err(e) => {
+                self.discard(kind);
+                Err(e)
+            }
+        }
+    }
+
+    /// Releases what a failed command made, and ends its use of its source.
+    fn discard(&self, kind: Kind) {
+        let source = match &kind {
+            Kind::Object(_, s) | Kind::Pool(_, Some(s)) => Some(*s),
+            _ => None,
+        };
+        // The object or pool goes before its source may be destroyed.
+        release(kind, &self.shared.registry);
+        if let Some(source) = source {
+            self.table.lock().unuse(source, 1);
+        }
+    }
+
     /// `RSLAB_IOC_CACHE_CREATE`.
-    pub fn cache_create(&self, mut arg: Arg<CacheCreate>) -> Result {
+    pub fn cache_create(&self, arg: Arg<CacheCreate>) -> Result {
         let req = arg.req;
         check_flags(req.flags, uapi::CACHE_FLAGS)?;
         let size = object_size(req.size)?;
@@ -133,25 +172,15 @@ impl Session {
         };
         ensure(align.is_power_of_two() && align <= kernel::page::PAGE_SIZE)?;
         let name = name(&req.name)?;
-        let charge = self.account.charge(0)?;
-        let registry = &self.shared.registry;
-        let cache = registry.create(name, size, align, CacheFlags::from_abi(req.flags), None)?;
-        // Reserved only now, so that a refused name does not use a handle.
-        let mut table = self.table.lock();
-        let reported = table.reserve().and_then(|slot| {
-            arg.req.id = slot.id();
-            arg.reply().map(|()| slot)
-        });
-        match reported {
-            Ok(slot) => {
-                table.insert(slot, Kind::Cache(cache), charge);
-                Ok(())
-            }
-            Err(e) => {
-                registry.destroy(cache);
-                Err(e)
-            }
-        }
+        let flags = CacheFlags::from_abi(req.flags);
+        let charge = self
+            .account
+            .charge(Cache::fixed_footprint_of(size, align, flags)?)?;
+        let cache = self
+            .shared
+            .registry
+            .create(name, size, align, flags, None)?;
+        self.publish(arg, |r, id| r.id = id, Kind::Cache(cache), charge)
     }
 
     /// `RSLAB_IOC_CACHE_DESTROY` (`pool` false) and `RSLAB_IOC_POOL_DESTROY`.
@@ -162,45 +191,31 @@ impl Session {
     }
 
     /// `RSLAB_IOC_ALLOC`.
-    pub fn alloc(&self, mut arg: Arg<ObjAlloc>) -> Result {
+    pub fn alloc(&self, arg: Arg<ObjAlloc>) -> Result {
         let req = arg.req;
         check_flags(req.flags, uapi::ALLOC_NOWAIT)?;
         ensure(req.reserved == 0)?;
-        let gfp = if req.flags & uapi::ALLOC_NOWAIT != 0 {
-            GFP_NOWAIT | __GFP_NOWARN
-        } else {
-            GFP_KERNEL
-        };
-        let mut table = self.table.lock();
+        let gfp = sys::gfp_user(req.flags & uapi::ALLOC_NOWAIT != 0);
         let source = if req.source == uapi::KMALLOC {
             Source::Kmalloc(self.shared.kmalloc.clone(), object_size(req.size)?)
         } else {
             ensure(req.size == 0)?;
-            table.use_source(req.source, 1)?
-        };
-        let prepared = self
-            .account
-            .charge(source.footprint())
-            .and_then(|charge| Ok((charge, table.reserve()?)));
-        let (charge, slot) = match prepared {
-            Ok(p) => p,
-            Err(e) => {
-                table.unuse(req.source, 1);
-                return Err(e);
-            }
+            self.table.lock().use_source(req.source, 1)?
         };
         // A pool allocation may wait for a free: not under the lock.
-        drop(table);
-        let made = Object::new(source, gfp);
-        let mut table = self.table.lock();
-        arg.req.id = slot.id();
-        match made.and_then(|object| arg.reply().map(|()| object)) {
-            Ok(object) => {
-                table.insert(slot, Kind::Object(object, req.source), charge);
-                Ok(())
-            }
+        let made = self
+            .account
+            .charge(source.footprint())
+            .and_then(|charge| Ok((Object::new(source, gfp)?, charge)));
+        match made {
+            Ok((object, charge)) => self.publish(
+                arg,
+                |r, id| r.id = id,
+                Kind::Object(object, req.source),
+                charge,
+            ),
             Err(e) => {
-                table.unuse(req.source, 1);
+                self.table.lock().unuse(req.source, 1);
                 Err(e)
             }
         }
@@ -222,7 +237,7 @@ impl Session {
         let size = self.table.lock().object_mut(req.id)?.bytes().len();
         let range = range(req.offset, req.len, size)?;
         let mut data = KVVec::new();
-        user_buf(req.buf, range.len())?.read_all(&mut data, GFP_KERNEL)?;
+        user_buf(req.buf, range.len())?.read_all(&mut data, GFP_KERNEL_ACCOUNT)?;
         let mut table = self.table.lock();
         table.object_mut(req.id)?.bytes_mut()[range].copy_from_slice(&data);
         Ok(())
@@ -238,29 +253,40 @@ impl Session {
             let mut table = self.table.lock();
             let object = table.object_mut(req.id)?;
             let range = range(req.offset, req.len, object.bytes().len())?;
-            data.extend_from_slice(&object.bytes()[range], GFP_KERNEL)?;
+            data.extend_from_slice(&object.bytes()[range], GFP_KERNEL_ACCOUNT)?;
         }
         user_buf(req.buf, data.len())?.writer().write_slice(&data)
     }
 
-    /// `RSLAB_IOC_BULK_ALLOC`.
+    /// `RSLAB_IOC_BULK_ALLOC`: the ids are written out before any handle
+    /// is committed.
     pub fn bulk_alloc(&self, arg: Arg<Bulk>) -> Result {
         let req = arg.req;
         let n = self.bulk_count(&req)?;
         let mut out = user_buf(req.ids, n * size_of::<u64>())?.writer();
-        let mut table = self.table.lock();
-        let Source::Cache(cache) = table.use_source(req.cache, n)? else {
-            table.unuse(req.cache, n);
-            return Err(ENOENT);
+        let cache = {
+            let mut table = self.table.lock();
+            match table.use_source(req.cache, n)? {
+                Source::Cache(cache) => cache,
+                _ => {
+                    table.unuse(req.cache, n);
+                    return Err(ENOENT);
+                }
+            }
         };
         let mut prepared = || -> Result<_> {
             let mut charges = KVec::with_capacity(n, GFP_KERNEL)?;
-            let mut slots = KVec::with_capacity(n, GFP_KERNEL)?;
             for _ in 0..n {
-                charges.push(self.account.charge(cache.layout().size)?, GFP_KERNEL)?;
-                slots.push(table.reserve()?, GFP_KERNEL)?;
+                charges.push(self.account.charge(cache.object_footprint())?, GFP_KERNEL)?;
             }
-            let objects = Object::new_bulk(&cache, n, GFP_KERNEL)?;
+            let objects = Object::new_bulk(&cache, n, sys::gfp_user(false))?;
+            let mut slots = KVec::with_capacity(n, GFP_KERNEL)?;
+            {
+                let mut table = self.table.lock();
+                for _ in 0..n {
+                    slots.push(table.reserve()?, GFP_KERNEL)?;
+                }
+            }
             for slot in slots.iter() {
                 out.write(&slot.id())?;
             }
@@ -268,13 +294,15 @@ impl Session {
         };
         match prepared() {
             Ok((charges, slots, objects)) => {
+                let mut table = self.table.lock();
                 for ((charge, slot), object) in charges.into_iter().zip(slots).zip(objects) {
                     table.insert(slot, Kind::Object(object, req.cache), charge);
                 }
                 Ok(())
             }
             Err(e) => {
-                table.unuse(req.cache, n);
+                // Every object made is freed by now, with `prepared`'s locals.
+                self.table.lock().unuse(req.cache, n);
                 Err(e)
             }
         }
@@ -331,62 +359,60 @@ impl Session {
         }
     }
 
-    /// `RSLAB_IOC_POOL_CREATE`.
-    pub fn pool_create(&self, mut arg: Arg<PoolCreate>) -> Result {
+    /// `RSLAB_IOC_POOL_CREATE`: the reserve is filled without the table's
+    /// lock held.
+    pub fn pool_create(&self, arg: Arg<PoolCreate>) -> Result {
         let req = arg.req;
         check_flags(req.flags, 0)?;
         let min_nr = pool_min_nr(req.min_nr)?;
         let name = name(&req.name)?;
-        let mut table = self.table.lock();
-        let backend = self.backend(&mut table, &req)?;
+        let backend = self.backend(&mut self.table.lock(), &req)?;
         let cache = (req.backend == uapi::BACKEND_CACHE).then_some(req.cache);
-        let bytes = reserve_bytes(&backend, min_nr);
-        let registry = &self.shared.registry;
-        let made = self.account.charge(bytes).and_then(|charge| {
-            let pool = registry.create_pool(name, min_nr, backend)?;
-            // Reserved only now, so that a refused name does not use a handle.
-            let reported = table.reserve().and_then(|slot| {
-                arg.req.id = slot.id();
-                arg.reply().map(|()| slot)
+        let made = self
+            .account
+            .charge(Mempool::footprint_for(&backend, min_nr))
+            .and_then(|charge| {
+                let registry = &self.shared.registry;
+                let pool = registry.create_pool(name, min_nr, backend, sys::gfp_user(false))?;
+                Ok((pool, charge))
             });
-            match reported {
-                Ok(slot) => Ok((charge, slot, pool)),
-                Err(e) => {
-                    release(Kind::Pool(pool, None), registry);
-                    Err(e)
-                }
-            }
-        });
         match made {
-            Ok((charge, slot, pool)) => {
-                table.insert(slot, Kind::Pool(pool, cache), charge);
-                Ok(())
+            Ok((pool, charge)) => {
+                self.publish(arg, |r, id| r.id = id, Kind::Pool(pool, cache), charge)
             }
             Err(e) => {
                 if let Some(cache) = cache {
-                    table.unuse(cache, 1);
+                    self.table.lock().unuse(cache, 1);
                 }
                 Err(e)
             }
         }
     }
 
-    /// `RSLAB_IOC_POOL_RESIZE`: the quota is charged for the new reserve
-    /// first, and refunded if the resize fails.
+    /// `RSLAB_IOC_POOL_RESIZE`: the quota is charged for the larger of the
+    /// old and the new reserve first; the resize runs without the table's
+    /// lock; then the charge is set to what the pool really holds.
     pub fn pool_resize(&self, arg: Arg<PoolResize>) -> Result {
         let req = arg.req;
         check_flags(req.flags, 0)?;
         ensure(req.reserved == 0)?;
         let min_nr = pool_min_nr(req.min_nr)?;
-        let mut table = self.table.lock();
-        let (pool, charge) = table.pool_mut(req.id)?;
-        let bytes = reserve_bytes(pool.backend(), min_nr);
-        let old = charge.bytes();
-        charge.resize(bytes)?;
-        pool.resize(min_nr).inspect_err(|_| {
-            // Cannot fail: back to what was charged before.
-            let _ = charge.resize(old);
-        })
+        let pool = {
+            let mut table = self.table.lock();
+            let (pool, charge) = table.pool_mut(req.id)?;
+            let bytes = Mempool::footprint_for(pool.backend(), min_nr);
+            charge.resize(bytes.max(charge.bytes()))?;
+            pool.clone()
+        };
+        let resized = pool.resize_gfp(min_nr, sys::gfp_user(false));
+        // The pool may have been destroyed meanwhile, and its charge with it.
+        if let Ok((pool, charge)) = self.table.lock().pool_mut(req.id) {
+            // At most what was charged above, unless a racing resize grew
+            // the pool again; a refusal then keeps the charge that resize
+            // took, which covers it.
+            let _ = charge.resize(pool.footprint());
+        }
+        resized
     }
 
     /// `RSLAB_IOC_SHRINK`: returns the number of slabs freed.

@@ -102,6 +102,14 @@ pub(crate) enum BadFree {
 }
 
 impl Slab {
+    /// The most kmalloc memory the metadata of a slab of `objects` objects
+    /// takes: the [`Slab`] and, for a consistency-checked cache, its bitmap,
+    /// each rounded up to a power of two (at least its kmalloc class).
+    pub(crate) fn metadata_bytes(objects: usize) -> usize {
+        let bitmap = objects.div_ceil(64) * size_of::<u64>();
+        size_of::<Slab>().next_power_of_two() + bitmap.next_power_of_two()
+    }
+
     /// Allocates the pages (with `gfp`) and the metadata (with `meta_gfp`,
     /// the caller's flags) of a new slab of `order` on node `nid`, with every
     /// slot free (and constructed, poisoned, red-zoned as the cache asks).

@@ -59,6 +59,7 @@ extern "C" {
     fn rslab_kmemleak_ignore(ptr: *const c_void);
     fn rslab_gfp_opportunistic(gfp: bindings::gfp_t) -> bindings::gfp_t;
     fn rslab_gfp_try_node(gfp: bindings::gfp_t) -> bindings::gfp_t;
+    fn rslab_gfp_user(nowait: bool) -> bindings::gfp_t;
     fn rslab_node_has_memory(nid: i32) -> bool;
     pub(crate) fn rslab_account_slab(addr: *mut c_void, order: u32, sign: i32);
     fn rslab_might_alloc(gfp: bindings::gfp_t);
@@ -194,6 +195,13 @@ pub(crate) fn gfp_opportunistic(gfp: bindings::gfp_t) -> bindings::gfp_t {
     unsafe { rslab_gfp_opportunistic(gfp) }
 }
 
+/// The flags for what user space makes: charged to its memory cgroup, and
+/// `ENOMEM` rather than the OOM killer or a warning; `nowait`: no sleep.
+pub(crate) fn gfp_user(nowait: bool) -> bindings::gfp_t {
+    // SAFETY: Pure computation on constants.
+    unsafe { rslab_gfp_user(nowait) }
+}
+
 /// `gfp` for a first, cheap try at a new slab on a preferred node only.
 pub(crate) fn gfp_try_node(gfp: bindings::gfp_t) -> bindings::gfp_t {
     // SAFETY: Pure computation on the flags.
@@ -219,6 +227,14 @@ pub(crate) fn might_alloc(gfp: impl FnOnce() -> bindings::gfp_t) {
         unsafe { rslab_might_alloc(gfp()) }
     }
 }
+
+/// What the kernel's debugging tools add to each object rslab or the
+/// kernel allocates, at most, for quotas: kmemleak's record of it (a
+/// `kmemleak_object`, about 300 bytes with lockdep, in a KASAN-padded
+/// slot) and KASAN's red zone and metadata around a kmalloc object. 0 on
+/// a kernel without either.
+pub(crate) const TRACKING_BYTES: usize = if cfg!(CONFIG_DEBUG_KMEMLEAK) { 512 } else { 0 }
+    + if cfg!(CONFIG_KASAN_GENERIC) { 128 } else { 0 };
 
 /// kmemleak: the `size`-byte object at `obj` is handed out (`gfp` for
 /// kmemleak's own record); it is scanned, and reported if it leaks.
@@ -320,12 +336,17 @@ pub(crate) fn gfp_allows_blocking(gfp: bindings::gfp_t) -> bool {
 }
 
 /// The flags for rslab's own metadata, allocated on behalf of a caller
-/// whose raw flags are `gfp`: blocking only if the caller may block.
+/// whose raw flags are `gfp`: blocking only if the caller may block, and
+/// charged to the memory cgroup if the caller's memory is.
 pub(crate) fn metadata_flags(gfp: bindings::gfp_t) -> Flags {
     use kernel::alloc::flags::*;
     if gfp_allows_blocking(gfp) {
         // A NOIO or NOFS caller's restriction comes from its `GfpScope`.
-        GFP_KERNEL | __GFP_NOWARN
+        if gfp & gfp_bit(bindings::___GFP_ACCOUNT_BIT) != 0 {
+            GFP_KERNEL_ACCOUNT | __GFP_NOWARN
+        } else {
+            GFP_KERNEL | __GFP_NOWARN
+        }
     // SAFETY: Pure computation on the flags.
     } else if unsafe { rslab_gfp_high(gfp) } {
         GFP_ATOMIC | __GFP_NOWARN

@@ -193,6 +193,35 @@ mod cache_tests {
         Ok(())
     }
 
+    /// The quota model (`rslab-abi.rst`): a cache's objects and caching
+    /// layers never hold more pages than `n` objects' footprints and the
+    /// cache's fixed footprint, at the peak and after every object is
+    /// freed (every other one first, so the parked ones come from many
+    /// slabs), for small, page-sized and odd objects.
+    #[test]
+    fn footprints_bound_the_pages_held() -> Result {
+        const N: usize = 2000;
+        for (size, align) in [(8, 8), (1, 4096), (700, 8), (3000, 8)] {
+            let cache = Cache::new(c"rslab_test_fp", size, align, CacheFlags::NONE, None)?;
+            let mut objs = alloc_n(&cache, N)?;
+            let held = || cache.stats().pages * kernel::page::PAGE_SIZE;
+            let peak = held();
+            assert!(peak > 0);
+            assert!(peak <= N * cache.object_footprint() + cache.fixed_footprint());
+            let mut odd = KVec::with_capacity(N / 2, GFP_KERNEL)?;
+            let mut i = 0;
+            objs.retain(|o| {
+                i += 1;
+                i % 2 == 0 || odd.push_within_capacity(*o).is_err()
+            });
+            free_all(&cache, &mut odd);
+            free_all(&cache, &mut objs);
+            assert!(held() <= cache.fixed_footprint());
+            assert_eq!(Cache::destroy(cache), Some(0));
+        }
+        Ok(())
+    }
+
     #[test]
     fn reuse_after_free() -> Result {
         let cache = cache(c"rslab_test_reuse", 64, CacheFlags::NONE)?;
@@ -1388,6 +1417,63 @@ mod mempool_tests {
         let s = st.pool.stats();
         assert_eq!((s.outstanding, s.curr_nr), (0, 8));
         assert!(s.alloc_backend > 0 && s.alloc_reserve > 0);
+        Ok(())
+    }
+}
+
+#[kunit_tests(rslab_names)]
+mod names_tests {
+    use crate::names::Names;
+    use kernel::prelude::*;
+
+    fn names() -> Result<Pin<KBox<Names<u32>>>> {
+        KBox::pin_init(Names::new(), GFP_KERNEL)
+    }
+
+    fn all(names: &Names<u32>) -> Result<KVec<u32>> {
+        let mut out = KVec::new();
+        names.for_each(|&v| out.push(v, GFP_KERNEL))?;
+        Ok(out)
+    }
+
+    /// A claimed name is taken until its claim is dropped unfilled, or for
+    /// good once filled; entries come out in name order; a claim is no
+    /// entry; too long a name is `ENAMETOOLONG`.
+    #[test]
+    fn a_name_is_claimed_filled_or_given_back() -> Result {
+        let names = names()?;
+        let b = names.claim(c"b")?;
+        assert_eq!(names.claim(c"b").err(), Some(EEXIST));
+        assert_eq!(names.count(), 0);
+        drop(b);
+        names.claim(c"b")?.fill(2);
+        assert_eq!(names.claim(c"b").err(), Some(EEXIST));
+        names.claim(c"ab")?.fill(1);
+        names.claim(c"b-")?.fill(3);
+        let pending = names.claim(c"c")?;
+        assert_eq!(&all(&names)?[..], &[1, 2, 3]);
+        assert_eq!(names.count(), 3);
+        drop(pending);
+        let long = c"a-name-of-thirty-two-bytes-long!";
+        assert_eq!(names.claim(long).err(), Some(ENAMETOOLONG));
+        names.claim(c"a-name-of-thirty-one-bytes-long")?.fill(4);
+        Ok(())
+    }
+
+    /// `remove` takes only the entry its predicate accepts, never a claim.
+    #[test]
+    fn remove_takes_only_the_entry_it_is_given() -> Result {
+        let names = names()?;
+        names.claim(c"x")?.fill(7);
+        assert_eq!(names.remove(c"x", |&v| v == 8), None);
+        assert_eq!(names.remove(c"x", |&v| v == 7), Some(7));
+        assert_eq!(names.remove(c"x", |_| true), None);
+        let claim = names.claim(c"y")?;
+        assert_eq!(names.remove(c"y", |_| true), None);
+        assert_eq!(names.claim(c"y").err(), Some(EEXIST));
+        drop(claim);
+        assert_eq!(names.count(), 0);
+        names.claim(c"y")?.fill(1);
         Ok(())
     }
 }

@@ -82,11 +82,11 @@ EOF
 test_kmalloc_ops() {
 	batch <<'EOF'
 alloc kmalloc --size 300
-sh $DFS device bytes 512
+sh $DFS charged obj:kmalloc-512 handle
 write 1 ff00ff --hex --offset 297
 read 1 3 --offset 297
 alloc kmalloc --size 100000
-sh $DFS device bytes 131584
+sh $DFS charged obj:kmalloc-512 pages:5 2*handle
 write 2 end --offset 99997
 read 2 3 --offset 99997 --text
 free 1
@@ -214,7 +214,7 @@ pool-create dev-fp cache:1 --min-nr 2 --expect ENOMEM
 sh $DFS absent dev-fp
 sh echo 0 > /sys/kernel/debug/rslab/dev-f/fail_percent
 sh $DFS device objects 1
-sh $DFS device bytes 0
+sh $DFS charged cache:dev-f handle
 sh $DFS stat dev-f active_objs 0
 cache-destroy 1
 EOF
@@ -240,14 +240,16 @@ EOF
 }
 
 
-# A pool element is charged its real footprint: its pages (or slot) plus
-# its pointer in the reserve array (8 bytes), so pages:1 with min_nr 1 is
-# 8200 bytes, next to the two 64-byte objects. Those have a red zone, so
-# that their slot is 72 bytes on every kernel (a KASAN kernel pads a slot
-# without one by the same word).
+# Every handle is charged what it pins (see rslab-abi.rst): a cache its
+# fixed footprint, an object its share of its slab, a pool its reserve,
+# each its table entry; rslab/device "bytes" is their sum at every step.
+# Per-file limits first (the fourth object, a 128 KiB object, a pool or
+# a resize past 128 KiB); then, reloaded with small global caps, a second
+# file's object past max_total_bytes or max_total_objects, and a third
+# open file past max_files (ENFILE). A refusal changes nothing.
 test_quotas() {
 	rmmod rslab || return 1
-	test_load max_objects=4 max_bytes=16384 max_total_bytes=24576 || return 1
+	test_load max_objects=4 max_bytes=131072 || return 1
 	batch <<'EOF'
 cache-create dev-q 64 --flags red-zone
 alloc 1
@@ -255,20 +257,108 @@ alloc 1
 alloc 1
 alloc 1 --expect EDQUOT
 sh $DFS device objects 4
+sh $DFS charged cache:dev-q 3*obj:dev-q 4*handle
 free 4
-alloc kmalloc --size 16384 --expect EDQUOT
-pool-create dev-qp pages:2 --min-nr 1 --expect EDQUOT
-alloc kmalloc --size 8192
-sh $DFS device bytes 8336
-sh printf 'alloc kmalloc --size 8192\nalloc kmalloc --size 8192 --expect EDQUOT\n' | $T batch
-free 5
-pool-create dev-qp pages:1 --min-nr 1
-pool-resize 6 4 --expect EDQUOT
-sh $DFS pool dev-qp min_nr 1
-sh $DFS device bytes 8344
+alloc kmalloc --size 131072 --expect EDQUOT
+pool-create dev-qp pages:5 --min-nr 1 --expect EDQUOT
+sh $DFS charged cache:dev-q 2*obj:dev-q 3*handle
+pool-create dev-qp pages:2 --min-nr 2
+sh $DFS charged cache:dev-q 2*obj:dev-q pool:dev-qp 4*handle
+pool-resize 5 8 --expect EDQUOT
+sh $DFS pool dev-qp min_nr 2
+sh $DFS charged cache:dev-q 2*obj:dev-q pool:dev-qp 4*handle
+pool-resize 5 1
+sh $DFS charged cache:dev-q 2*obj:dev-q pool:dev-qp 4*handle
 EOF
 	local rc=$?
+	nothing_owned && rmmod rslab || return 1
+	test_load max_total_objects=3 max_total_bytes=98304 max_files=2 || return 1
+	batch <<'EOF'
+alloc kmalloc --size 32768
+sh printf 'alloc kmalloc --size 32768\nalloc kmalloc --size 32768 --expect EDQUOT\nalloc kmalloc --size 64\nalloc kmalloc --size 64 --expect EDQUOT\n' | $T batch
+sh printf 'sh $T info 2>&1 | grep -q "Too many open files in system"\n' | $T batch
+sh $DFS charged pages:3 handle
+EOF
+	[ $? -eq 0 ] && [ $rc -eq 0 ] || rc=1
 	nothing_owned && rmmod rslab && test_load && [ $rc -eq 0 ]
+}
+
+# pinned NAME: the batch script on stdin pins memory; while its file is
+# still open, the free memory it took (measured from the script's start,
+# with rslabctl already running) must be at most what rslab/device says
+# the file is charged, plus PIN_SLACK kB (the guest's own churn).
+PIN_SLACK=2048
+pinned() {
+	local name=$1
+	sync
+	{
+		echo "sh $DFS free-kb > /tmp/rslab-pin-before"
+		cat
+		echo "sh echo \$(( \$(cat /tmp/rslab-pin-before) - \$($DFS free-kb) )) \$($DFS device-kb bytes) > /tmp/rslab-pinned"
+	} | "$T" batch > /dev/null || { echo "$name: the batch failed"; return 1; }
+	local took charged
+	read -r took charged < /tmp/rslab-pinned
+	rm -f /tmp/rslab-pinned /tmp/rslab-pin-before
+	echo "$name: took $took kB, charged $charged kB"
+	[ "$took" -le $((charged + PIN_SLACK)) ] || { echo "$name: took more than charged + $PIN_SLACK kB"; return 1; }
+}
+
+# Each way a file can pin memory, at a size that dwarfs the slack: page
+# objects, a pool reserve, tens of thousands of tiny handles, objects
+# parked in sheaves and depots after their free, and many caches.
+test_charges_bound_memory() {
+	local i ids
+	{
+		echo "cache-create pin-o 1 --align 4096"
+		for ((i = 0; i < 6; i++)); do echo "bulk-alloc 1 1024"; done
+	} | pinned "6144 page objects" || return 1
+	echo "pool-create pin-p pages:0 --min-nr 6000" | pinned "a pool of 6000 pages" || return 1
+	{
+		echo "cache-create pin-h 8"
+		for ((i = 0; i < 50; i++)); do echo "bulk-alloc 1 1024"; done
+	} | pinned "51200 8-byte objects" || return 1
+	{
+		echo "cache-create pin-k 256"
+		for ((i = 0; i < 8; i++)); do echo "bulk-alloc 1 1024"; done
+		for ((i = 0; i < 8; i++)); do
+			ids=$(seq $((2 + i * 1024)) $((1025 + i * 1024)) | tr '\n' ' ')
+			echo "bulk-free 1 $ids"
+		done
+	} | pinned "8192 objects allocated and freed" || return 1
+	for ((i = 0; i < 20; i++)); do echo "cache-create pin-c$i 64"; done | pinned "20 caches" || return 1
+	nothing_owned
+}
+
+# What a file makes is charged to its memory cgroup (GFP_KERNEL_ACCOUNT):
+# in a group with memory.max of 16 MiB, a 32 MiB pool (within rslab's own
+# quota) is refused with ENOMEM, and no OOM kill; 4 MiB of objects raise
+# memory.current by at least that much; closing the file uncharges them.
+MEMCG=/sys/fs/cgroup
+test_memcg() {
+	if [ ! -e $MEMCG/cgroup.controllers ]; then
+		mount -t cgroup2 none $MEMCG || return 1
+	fi
+	grep -qw memory $MEMCG/cgroup.controllers || { echo "no memory controller"; return 1; }
+	echo +memory > $MEMCG/cgroup.subtree_control || return 1
+	local g=$MEMCG/rslab-test
+	mkdir $g && echo 16M > $g/memory.max || return 1
+	OUT=$(sh -c "echo \$\$ > $g/cgroup.procs && exec $T batch" 2>&1 <<EOF
+pool-create cg-p pages:0 --min-nr 8192 --expect ENOMEM
+sh cat $g/memory.current > /tmp/rslab-memcg
+cache-create cg-c 4096
+bulk-alloc 1 1024
+sh test \$(cat $g/memory.current) -ge \$(( \$(cat /tmp/rslab-memcg) + 4194304 ))
+EOF
+	)
+	local rc=$?
+	echo "$OUT" | grep -v '^bulk-alloc: ids'
+	local after oom
+	after=$(cat $g/memory.current)
+	oom=$(awk '$1 == "oom_kill" { print $2 }' $g/memory.events)
+	echo "memory.current after close: $after; oom_kill $oom"
+	rm -f /tmp/rslab-memcg
+	rmdir $g
+	[ $rc -eq 0 ] && [ "$oom" = 0 ] && [ "$after" -lt 4194304 ] && nothing_owned
 }
 
 test_top() {
@@ -294,7 +384,7 @@ test_unload() {
 }
 
 ktap_header
-ktap_plan 13
+ktap_plan 15
 ktap_test "insmod rslab.ko" test_load
 ktap_test "/dev/rslab is a 0600 root:root character device" test_node
 ktap_test "info reports ABI version 1 and the default limits" test_info
@@ -305,7 +395,9 @@ ktap_test "bad handles, sizes, names and ranges get their errno and change nothi
 ktap_test "malformed ioctls and unwritable results (C header): exact errno, nothing changed" test_malformed_ioctls
 ktap_test "allocation failures are ENOMEM and leave nothing charged or made" test_alloc_failures
 ktap_test "closing the file releases its objects, pools and caches" test_close_releases
-ktap_test "per-file object and byte quotas and the global byte cap give EDQUOT" test_quotas
+ktap_test "per-file and global object and byte quotas give EDQUOT, the file cap ENFILE" test_quotas
+ktap_test "each way of pinning memory takes no more than it is charged" test_charges_bound_memory
+ktap_test "a file's memory is charged to its memory cgroup: memory.max refuses, no OOM kill" test_memcg
 ktap_test "top --once shows caches, their numbers and the pools table" test_top
 ktap_test "rmmod reports no leak" test_unload
 ktap_finished

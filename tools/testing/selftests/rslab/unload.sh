@@ -103,30 +103,49 @@ usage() {
 	awk -v re="$RSLAB_CACHES_RE" 'NR > 2 && $1 ~ re { print $1, $2 }' /proc/slabinfo | sort > "$1"
 }
 
+# growth BEFORE: measure now (usage) and print what grew past the limits
+# since BEFORE's "free Slab" (and /tmp/unload.before): nothing if the cycles
+# left less than one object of any one cache, and less than one page.
+growth() {
+	local before=$1 after df ds grown
+	after=$(usage /tmp/unload.after)
+	df=$(( ${before% *} - ${after% *} ))
+	ds=$(( ${after#* } - ${before#* } ))
+	echo "$CYCLES cycles: free ${before% *} -> ${after% *} kB ($df kB less), Slab ${before#* } -> ${after#* } kB ($ds kB more)" >&2
+	grown=$(join /tmp/unload.before /tmp/unload.after |
+		awk -v n="$GROWTH" '$3 - $2 >= n { print $1, $2 " -> " $3 }')
+	[ -z "$grown" ] || { echo "caches that grew by >= $GROWTH objects:"; echo "$grown"; }
+	[ $((ds * 1024)) -lt $((CYCLES * 4096)) ] || echo "Slab grew by a page a cycle or more"
+	[ $((df * 1024)) -lt $((CYCLES * 4096)) ] || echo "free memory fell by a page a cycle or more"
+}
+
 # The most a cycle may leave behind, on average, for the run to pass: less
-# than one object of any one cache, and less than one page.
+# than one object of any one cache, and less than one page. drop_caches
+# frees the inodes and dentries of the module's sysfs and debugfs files
+# through call_rcu, so they still count as active objects until a grace
+# period ends (seconds, with lazy RCU, and longer under TCG): what grew is
+# measured again, for up to SETTLE seconds, until it is back within the
+# limits. A real leak never gets there.
+SETTLE=30
 test_cycles() {
 	local i
 	for i in 1 2 3; do load && use_device && rmmod rslab || return 1; done
-	local before after
+	local before
 	before=$(usage /tmp/unload.before)
 	for ((i = 0; i < CYCLES; i++)); do
 		load warm=4 demo_pools=2 && use_device && rmmod rslab ||
 			{ echo "cycle $i failed"; return 1; }
 	done
-	after=$(usage /tmp/unload.after)
-	local df ds grown
-	df=$(( ${before% *} - ${after% *} ))
-	ds=$(( ${after#* } - ${before#* } ))
-	echo "$CYCLES cycles: free ${before% *} -> ${after% *} kB ($df kB less), Slab ${before#* } -> ${after#* } kB ($ds kB more)"
-	grown=$(join /tmp/unload.before /tmp/unload.after |
-		awk -v n="$GROWTH" '$3 - $2 >= n { print $1, $2 " -> " $3 }')
+	local bad waited=0
+	while bad=$(growth "$before") && [ -n "$bad" ] && [ $waited -lt $SETTLE ]; do
+		sleep 3
+		waited=$((waited + 3))
+	done
 	rm -f /tmp/unload.before /tmp/unload.after
-	[ -z "$grown" ] || { echo "caches that grew by >= $GROWTH objects:"; echo "$grown"; return 1; }
+	[ $waited -eq 0 ] || echo "measured again for $waited s (RCU-deferred frees)"
+	[ -z "$bad" ] || { echo "$bad"; return 1; }
 	# Where kmemleak runs, it judges every object the cycles left behind.
 	! have_kmemleak || kmemleak_scan
-	[ $((ds * 1024)) -lt $((CYCLES * 4096)) ] || { echo "Slab grew by a page a cycle or more"; return 1; }
-	[ $((df * 1024)) -lt $((CYCLES * 4096)) ] || { echo "free memory fell by a page a cycle or more"; return 1; }
 }
 
 # A debugfs file held open pins the module: its release must never run in
