@@ -315,8 +315,8 @@ test_charges_bound_memory() {
 	echo "pool-create pin-p pages:0 --min-nr 6000" | pinned "a pool of 6000 pages" || return 1
 	{
 		echo "cache-create pin-h 8"
-		for ((i = 0; i < 50; i++)); do echo "bulk-alloc 1 1024"; done
-	} | pinned "51200 8-byte objects" || return 1
+		for ((i = 0; i < 40; i++)); do echo "bulk-alloc 1 1024"; done
+	} | pinned "40960 8-byte objects" || return 1
 	{
 		echo "cache-create pin-k 256"
 		for ((i = 0; i < 8; i++)); do echo "bulk-alloc 1 1024"; done
