@@ -53,6 +53,14 @@ impl Device {
         Ok(Self { file })
     }
 
+    /// Another descriptor of the same open file (`dup`): the same handles,
+    /// and the file is released when the last of them is dropped.
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Self {
+            file: self.file.try_clone()?,
+        })
+    }
+
     /// Issues `cmd` with `arg` as its argument, whatever they are: the
     /// fuzzer's entry point. Returns the ioctl's non-negative result.
     ///

@@ -13,6 +13,12 @@
 //! object readable, every freed one gone, each cache's `active_objs` equal
 //! to its live objects; then, after the close, nothing owned by any file.
 //!
+//! With `--threads N`, N threads send calls on the one file at once (each
+//! with its own seed, `seed + i`, and its own `--iterations`), so calls race
+//! on its handle table: the errno of every call is still checked, and the
+//! release after the close; the model check is not (each thread's model
+//! misses what the others did to its handles).
+//!
 //! The kernel only ever writes through user pointers within the sizes it
 //! checked (an object, a bulk array, a struct), so pointers into this
 //! process always point into a buffer larger than any of those, and the
@@ -40,6 +46,9 @@ pub struct FuzzArgs {
     /// The random seed: the same seed sends the same calls.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Threads calling at once on the one file (see the module doc).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub threads: u64,
     /// rslab's debugfs directory, for the health check.
     #[arg(long, default_value = "/sys/kernel/debug/rslab")]
     pub root: PathBuf,
@@ -534,26 +543,59 @@ fn check_released(root: &Path) -> Result<Vec<String>> {
 /// `rslabctl fuzz`: returns whether it was clean.
 pub fn run(path: &Path, args: &FuzzArgs, json: bool) -> Result<bool> {
     let dev = Device::open(path).with_context(|| format!("opening {path:?}"))?;
-    let mut f = Fuzzer::new(dev, args.seed);
-    for _ in 0..args.iterations {
-        f.step();
+    let mut fuzzers = Vec::new();
+    for i in 0..args.threads {
+        fuzzers.push(Fuzzer::new(dev.try_clone()?, args.seed.wrapping_add(i)));
     }
-    let mut problems = f.check_model();
-    let (calls, violations, errnos) = (f.calls, f.violations, std::mem::take(&mut f.errnos));
-    drop(f);
+    drop(dev);
+    let mut fuzzers = std::thread::scope(|s| {
+        let running: Vec<_> = fuzzers
+            .into_iter()
+            .map(|mut f| {
+                s.spawn(move || {
+                    for _ in 0..args.iterations {
+                        f.step();
+                    }
+                    f
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|t| t.join())
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .map_err(|_| anyhow::anyhow!("a fuzz thread panicked"))?;
+    let mut problems = match &mut fuzzers[..] {
+        [only] => only.check_model(),
+        _ => Vec::new(),
+    };
+    let (mut calls, mut violations) = (0, 0);
+    let mut errnos = BTreeMap::<String, u64>::new();
+    for f in &fuzzers {
+        calls += f.calls;
+        violations += f.violations;
+        for (k, v) in &f.errnos {
+            *errnos.entry(k.clone()).or_default() += v;
+        }
+    }
+    // The file closes with its last descriptor.
+    drop(fuzzers);
     problems.extend(check_released(&args.root)?);
     for p in &problems {
         eprintln!("fuzz: {p}");
     }
     if json {
-        let v = serde_json::json!({"seed": args.seed, "calls": calls, "violations": violations,
-            "problems": problems, "results": errnos});
+        let v = serde_json::json!({"seed": args.seed, "threads": args.threads, "calls": calls,
+            "violations": violations, "problems": problems, "results": errnos});
         println!("{v}");
     } else {
         let results: Vec<String> = errnos.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!(
-            "fuzz: seed {}, {calls} calls, {violations} violations, {} health problems; results: {}",
+            "fuzz: seed {}, {} threads, {calls} calls, {violations} violations, {} health problems; \
+             results: {}",
             args.seed,
+            args.threads,
             problems.len(),
             results.join(", ")
         );

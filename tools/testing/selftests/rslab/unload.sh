@@ -7,8 +7,8 @@
 # and says what it tore down, with no leak report and nothing for kmemleak;
 # rmmod with an open /dev/rslab file or debugfs file is refused (EBUSY
 # from rmmod, EAGAIN from delete_module(2)); and insmod/rmmod cycles, each
-# using the device, do not grow the kernel's slab or page usage (100
-# cycles; 20 on the debug kernel, where kmemleak also judges what they
+# using the device, do not grow the kernel's slab or page usage (50
+# cycles; 4 on the debug kernel, where kmemleak also judges what they
 # leave). Runs inside the VM as root; prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
@@ -21,9 +21,9 @@ export SYS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_sys
 # (slow, KASAN-checked) cycles do; the counts below then only need to catch
 # what kmemleak cannot see, such as pages.
 if have_kmemleak; then
-	CYCLES=${RSLAB_UNLOAD_CYCLES:-8}
+	CYCLES=${RSLAB_UNLOAD_CYCLES:-4}
 else
-	CYCLES=${RSLAB_UNLOAD_CYCLES:-100}
+	CYCLES=${RSLAB_UNLOAD_CYCLES:-50}
 fi
 # The kernel caches rslab's own memory comes from: kmalloc (its metadata,
 # KBox, KVec, Arc), and what its debugfs files and misc device make. Others
