@@ -11,6 +11,7 @@
 #   make stress     60 s of rslabctl stress on every vCPU of the debug kernel
 #   make fuzz       100000 seeded random ioctls on the debug kernel
 #   make mutants    deliberate bugs, one at a time: the suite must catch each
+#   make race       the multi-CPU scripts on the KCSAN (data race) kernel
 #   make tools      build tools/rslabctl (cargo, on the host; the VM runs it from the tree)
 #   make shell      an interactive shell in the VM, the modules' tree mounted
 #   make clean      remove build outputs
@@ -42,7 +43,7 @@ RSLABCTL := tools/rslabctl
 CARGO_FLAGS := --locked --manifest-path $(RSLABCTL)/Cargo.toml
 RUST_SOURCES = $(shell git ls-files --cached --others --exclude-standard -- '*.rs' 2>/dev/null)
 
-.PHONY: mutants all modules tools tools-check plot-tool plot-check bench abi-check setup run check check-host check-vm lint selftests vm-check vm-checks vm-check-default stress fuzz fmt shell clean help
+.PHONY: race mutants all modules tools tools-check plot-tool plot-check bench abi-check setup run check check-host check-vm lint selftests vm-check vm-checks vm-check-default stress fuzz fmt shell clean help
 
 all: modules tools
 
@@ -53,6 +54,7 @@ modules:
 # The kernel flavours to set up: make check needs both.
 SETUP_FLAVOURS := default
 check check-vm stress fuzz: SETUP_FLAVOURS := default debug
+race: SETUP_FLAVOURS := race
 setup:
 	scripts/setup $(foreach f,$(SETUP_FLAVOURS),--flavour $(f))
 
@@ -120,9 +122,27 @@ lint:
 		rc=$$?; cat build/lint.log; test $$rc -eq 0 || exit $$rc; \
 		if grep -n 'warning:' build/lint.log; then echo "lint: the build warned" >&2; exit 1; fi
 
-# The selftests' C helper, built on the host like the modules.
+# The selftests, kselftest style: built and installed into $(KSFT_INSTALL)
+# by the kernel's own lib.mk (from the kernel source, KSFT_DIR), with the
+# kernel's run_kselftest.sh and runner beside them; the VM runs them from
+# there (run_tests.sh). The C helpers are built on the host, like the
+# modules.
+KSFT_DIR ?= $(firstword $(wildcard $(KDIR)/source/tools/testing/selftests $(KDIR)/tools/testing/selftests))
+KSFT_INSTALL := build/kselftest
+KSFT_MAKE = $(MAKE) --no-print-directory -C $(SELFTESTS) KSFT_DIR=$(KSFT_DIR)
 selftests:
-	$(MAKE) -C $(SELFTESTS)
+	@test -n "$(KSFT_DIR)" || { echo "No kernel source at $(KDIR)/source: run scripts/setup, or pass KSFT_DIR=" >&2; exit 1; }
+	$(KSFT_MAKE)
+	rm -rf $(KSFT_INSTALL)
+	$(KSFT_MAKE) install INSTALL_PATH=$(CURDIR)/$(KSFT_INSTALL)/rslab
+	$(KSFT_MAKE) -s emit_tests COLLECTION=rslab > $(KSFT_INSTALL)/kselftest-list.txt
+	cp $(KSFT_DIR)/run_kselftest.sh $(KSFT_INSTALL)/
+	cp -r $(KSFT_DIR)/kselftest $(KSFT_INSTALL)/
+
+# The kernel's KTAP parser judges a suite's output (VM_LOG): a document it
+# cannot parse, or one whose tests failed, fails.
+KUNIT_PY = $(KSFT_DIR)/../kunit/kunit.py
+KTAP_CHECK = python3 $(KUNIT_PY) parse
 
 # The whole suite on the FLAVOUR kernel; the sanitizers make the debug one
 # several times slower under TCG.
@@ -141,11 +161,16 @@ VM_NUMA := $(if $(filter default,$(FLAVOUR)),2,1)
 # KUnit checks rslab honours each (distributions turn them on).
 VM_APPEND := $(if $(filter default,$(FLAVOUR)),init_on_alloc=1)
 # SUITE: the scripts to run (default: all); VM_LOG: where vm-run keeps the
-# output (default: build/vm-$(FLAVOUR).log, the console beside it).
+# output (default: build/vm-$(FLAVOUR).log, the console beside it);
+# VM_ENV: VAR=VALUE settings for the suite.
+VM_LOG_FILE = $(abspath $(or $(VM_LOG),build/vm-$(FLAVOUR).log))
 vm-check:
 	$(if $(filter default,$(FLAVOUR)),scripts/vm-run-selftest)
-	$(VM_RUN) --flavour $(FLAVOUR) $(if $(VM_LOG),--log $(VM_LOG)) --timeout $(VM_TIMEOUT) \
-		--numa $(VM_NUMA) $(if $(VM_APPEND),--append "$(VM_APPEND)") --expect-verdict -- env $(SEED_ENV) $(SELFTESTS)/run_tests.sh $(SUITE)
+	$(VM_RUN) --flavour $(FLAVOUR) --log $(VM_LOG_FILE) --timeout $(VM_TIMEOUT) \
+		--numa $(VM_NUMA) $(if $(VM_APPEND),--append "$(VM_APPEND)") --expect-verdict -- \
+		env $(SEED_ENV) $(VM_ENV) $(SELFTESTS)/run_tests.sh $(SUITE)
+	$(KTAP_CHECK) $(VM_LOG_FILE) > $(VM_LOG_FILE).parsed || { cat $(VM_LOG_FILE).parsed; exit 1; }
+	@echo "vm-check: kunit.py parse accepts $(VM_LOG_FILE) ($$(grep -m1 'Testing complete' $(VM_LOG_FILE).parsed))"
 
 # make check's VMs, three at once: the default kernel's (the runner's own
 # tests, then the whole suite) and the debug kernel's in two parts. The
@@ -154,13 +179,17 @@ vm-check:
 # interface, the bench table) whose code the debug set runs too, and took
 # 5 of its 23 min. Each debug part ends with dmesg_clean.sh, which judges
 # its own kernel's log. (make vm-check FLAVOUR=debug runs all in one VM.)
-ALL_SCRIPTS := $(shell $(SELFTESTS)/run_tests.sh --list)
+# (Read when a debug part starts: make selftests installs the list.)
+ALL_SCRIPTS = $(shell sed -n 's/^rslab://p' $(KSFT_INSTALL)/kselftest-list.txt)
 DEBUG_SKIP := kmalloc_demo.sh slabinfo.sh bench.sh
 DEBUG_PART_1 := device.sh fault.sh
-DEBUG_PART_2 := $(filter-out $(DEBUG_PART_1) $(DEBUG_SKIP) dmesg_clean.sh debug_tools.sh,$(ALL_SCRIPTS))
+DEBUG_PART_2 = $(filter-out $(DEBUG_PART_1) $(DEBUG_SKIP) dmesg_clean.sh debug_tools.sh,$(ALL_SCRIPTS))
 # After dmesg_clean.sh: debug_tools.sh's deliberate reports taint the kernel
-# (and KASAN's turns lockdep off), so it runs last, in the first part.
+# (and KASAN's turns lockdep off), so it runs last. KASAN reports once a
+# boot, so each part spends its report on a different case.
 DEBUG_LAST_1 := debug_tools.sh
+DEBUG_LAST_2 := debug_tools.sh
+DEBUG_ENV_2 := RSLAB_KASAN_CASE=use-after-free
 VM_CHECKS := vm-check-default vm-check-debug-1 vm-check-debug-2
 vm-checks:
 	@echo "vm-checks: $(VM_CHECKS) at once; each one's output comes when it ends (live: build/vm-*.log)"
@@ -172,7 +201,7 @@ vm-check-default:
 DEBUG_APPEND_2 := init_on_free=1
 vm-check-debug-%:
 	$(MAKE) FLAVOUR=debug VM_LOG=build/vm-debug-$*.log SUITE="$(DEBUG_PART_$*) dmesg_clean.sh $(DEBUG_LAST_$*)" \
-		$(if $(DEBUG_APPEND_$*),VM_APPEND="$(DEBUG_APPEND_$*)") vm-check
+		$(if $(DEBUG_APPEND_$*),VM_APPEND="$(DEBUG_APPEND_$*)") $(if $(DEBUG_ENV_$*),VM_ENV="$(DEBUG_ENV_$*)") vm-check
 
 # The long runs, on the debug kernel, each followed by the kernel-log and
 # kmemleak verdict. FUZZ_SEED picks the seed (default: a new one, printed
@@ -194,6 +223,15 @@ fuzz: setup
 		env RSLAB_FUZZ_SEED=$(FUZZ_SEED) RSLAB_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) \
 		$(SELFTESTS)/run_tests.sh fuzz.sh dmesg_clean.sh
 
+# Data races, on the KCSAN kernel (its own flavour: KCSAN excludes KASAN):
+# the scripts that run rslab on several CPUs at once, then the kernel-log
+# verdict, which fails on any KCSAN report. Not part of make check.
+RACE_SCRIPTS := kunit.sh stress.sh fuzz.sh mempool.sh dmesg_clean.sh
+race: setup
+	$(MAKE) FLAVOUR=race modules selftests tools
+	$(VM_RUN) --flavour race --timeout 1800 --expect-verdict --log $(abspath build/vm-race.log) -- \
+		$(SELFTESTS)/run_tests.sh $(RACE_SCRIPTS)
+
 # Deliberate bugs, one at a time, each in a copy of the tree, with the
 # default-kernel suite run on each (scripts/mutants; MUTANTS= picks some).
 mutants: setup
@@ -211,8 +249,8 @@ shell: setup
 # which Kbuild refuses to mix with MO= builds.
 clean:
 	@if test -e $(KDIR)/Makefile; then $(KMAKE) clean; $(KMAKE) MO= clean; fi
-	$(MAKE) -C $(SELFTESTS) clean
+	$(if $(KSFT_DIR),$(KSFT_MAKE) clean)
 	rm -rf build
 
 help:
-	@sed -n '3,15p' Makefile
+	@sed -n '3,16p' Makefile

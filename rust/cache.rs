@@ -14,8 +14,14 @@
 //! object goes to and from its slab under the node lock, where it is checked,
 //! as SLUB does for its debug caches.
 //!
-//! Lock order: CPU local lock, then one node's list lock. The page allocator
-//! is called with neither held, or (freeing only) with either.
+//! Lock order, outermost first:
+//!
+//! 1. the CPU's local lock (`PerCpu::with`, around the sheaf);
+//! 2. one node's list lock (`Node::lists`, interrupt-safe), never two.
+//!
+//! The KASAN quarantine's lock (`crate::quarantine`) is taken with neither
+//! held and nothing taken under it. The page allocator is called with
+//! neither held, or (freeing only) with either.
 
 use crate::debug;
 use crate::fault::FaultInject;
@@ -25,6 +31,7 @@ use crate::kasan;
 use crate::layout::Layout;
 use crate::node::{Detached, Node};
 use crate::percpu::PerCpu;
+use crate::quarantine::Quarantine;
 use crate::shrinker::Shrinker;
 use crate::slab::{BadFree, Slab, SlabParams};
 use crate::stats::{CacheStats, Counters, Stat};
@@ -123,7 +130,10 @@ fn fixed_footprint(layout: &Layout, capacity: usize, min_partial: usize) -> usiz
     let (cpus, nodes) = (sys::nr_cpu_ids() as usize, sys::nr_node_ids() as usize);
     let objects = layout.objects(layout.order) as usize;
     let slab = crate::layout::slab_bytes(layout.order) + Slab::metadata_bytes(objects);
-    let parked = cpus * capacity + nodes * depot_capacity(capacity);
+    // Objects parked in sheaves and depots, or held in the KASAN quarantine.
+    let parked = cpus * capacity
+        + nodes * depot_capacity(capacity)
+        + Quarantine::capacity(capacity, layout.size);
     let metadata = size_of::<Cache>()
         + cpus * (size_of::<Sheaf>() + size_of::<CpuShared>())
         + nodes * size_of::<Node>()
@@ -205,6 +215,8 @@ pub struct Cache {
     free_special: bool,
     nodes: KVec<Pin<KBox<Node>>>,
     cpus: PerCpu<Sheaf, CpuShared>,
+    /// KASAN: freed objects wait here before their slots are reused.
+    quarantine: Pin<KBox<Quarantine>>,
     events: Counters,
     fault: FaultInject,
     cpuhp: Instance,
@@ -252,6 +264,8 @@ impl Cache {
         let capacity = capacity(&layout, flags);
         let plain = ctor.is_none() && !flags.contains(CacheFlags::POISON);
         let init_free = plain && sys::init_on_free();
+        let quarantine = Quarantine::new(capacity, layout.size, layout.free_offset);
+        let quarantine = KBox::pin_init(quarantine, GFP_KERNEL)?;
         let cache = Self {
             name: CString::try_from_fmt(fmt!("{name}"))?,
             capacity,
@@ -264,6 +278,7 @@ impl Cache {
             flags,
             ctor,
             key: sys::random_u64() as usize,
+            quarantine,
             nodes,
             cpus: PerCpu::new()?,
             events: Counters::default(),
@@ -357,9 +372,9 @@ impl Cache {
 
     /// The most bytes the cache pins with no object allocated: its
     /// metadata and debugfs entries; a whole slab for every object its
-    /// sheaves and depots can park (parked objects of different slabs each
-    /// keep theirs alive); and the empty slabs each node keeps. What a
-    /// quota charges a cache.
+    /// sheaves, depots and KASAN quarantine can hold (parked objects of
+    /// different slabs each keep theirs alive); and the empty slabs each
+    /// node keeps. What a quota charges a cache.
     pub fn fixed_footprint(&self) -> usize {
         fixed_footprint(&self.layout, self.capacity, self.min_partial)
     }
@@ -754,6 +769,13 @@ impl Cache {
             self.zero(obj);
         }
         kasan::poison_free(obj.as_ptr(), self.layout.object_size);
+        // KASAN: the object waits in the quarantine, and the oldest one there
+        // (once it is full) is freed instead.
+        // SAFETY: The caller's promise: the object is this cache's, freed,
+        // and (poisoned above) still allocated in its slab.
+        let Some(obj) = (unsafe { self.quarantine.hold(obj) }) else {
+            return;
+        };
         // With one node every object is local: skip the page lookup.
         let nid = (sys::nr_node_ids() > 1).then(|| {
             // SAFETY: `obj` is an object, so in the direct map.
@@ -989,6 +1011,7 @@ impl Cache {
             flush();
         }
         let mut freed = Detached::new();
+        self.drain_quarantine(&mut freed);
         self.drain_depots(&mut freed);
         for node in self.nodes.iter() {
             node.lists.lock().take_empty(0, freed.list());
@@ -1009,25 +1032,45 @@ impl Cache {
                 let lists = node.lists.lock();
                 lists.depot_len() + lists.counts().2 * per_slab
             })
-            .sum()
+            .sum::<usize>()
+            + self.quarantine.len()
     }
 
-    /// Memory pressure: returns every parked object to its slab and frees
-    /// every empty slab, the `min_partial` ones included (reclaim wants the
-    /// pages now). Sheaves are left as they are (see `crate::shrinker`).
-    /// Returns the objects' worth of memory freed: the parked objects and
-    /// the objects of the slabs freed. `_nr`, reclaim's batch, is not
-    /// needed: the work is bounded by what the cache holds, not by it.
+    /// Memory pressure: returns every parked (and quarantined) object to its
+    /// slab and frees every empty slab, the `min_partial` ones included
+    /// (reclaim wants the pages now). Sheaves are left as they are (see
+    /// `crate::shrinker`). Returns the objects' worth of memory freed: the
+    /// parked objects and the objects of the slabs freed. `_nr`, reclaim's
+    /// batch, is not needed: the work is bounded by what the cache holds,
+    /// not by it.
     pub(crate) fn reclaim(&self, _nr: usize) -> usize {
         let per_slab = self.layout.objects(self.layout.order) as usize;
         let mut freed = Detached::new();
-        let parked = self.drain_depots(&mut freed);
+        let parked = self.drain_quarantine(&mut freed) + self.drain_depots(&mut freed);
         for node in self.nodes.iter() {
             node.lists.lock().take_empty(0, freed.list());
         }
         let slabs = freed.free();
         self.events.add(Stat::SlabFreed, slabs as u64);
         parked + slabs * per_slab
+    }
+
+    /// Frees every quarantined object for real, straight to its slab, a
+    /// bounded batch at a time (no allocation, so it cannot fail); returns
+    /// how many. Nothing without KASAN.
+    fn drain_quarantine(&self, freed: &mut Detached) -> usize {
+        let mut batch = [core::ptr::null_mut(); 64];
+        let mut drained = 0;
+        loop {
+            let n = self.quarantine.take(&mut batch);
+            if n == 0 {
+                return drained;
+            }
+            drained += n;
+            // SAFETY: Quarantined objects are freed objects of this cache,
+            // still allocated in their slabs, that only the quarantine held.
+            unsafe { self.return_batch(&batch[..n], freed) };
+        }
     }
 
     /// Returns every parked object to its slab, a bounded batch at a time
@@ -1096,6 +1139,8 @@ impl Cache {
             st.depot_objs += lists.depot_len();
             inuse += lists.inuse();
         }
+        st.quarantined_objs = self.quarantine.len();
+        st.cached_objs += st.quarantined_objs;
         self.events.add_to(&mut st.events);
         for cpu in 0..sys::nr_cpu_ids() {
             if let Some(shared) = self.cpus.shared(cpu) {
@@ -1138,6 +1183,8 @@ impl Cache {
             };
         }
         let mut freed = Detached::new();
+        // The quarantine's and the depots' objects are free too.
+        self.drain_quarantine(&mut freed);
         self.drain_depots(&mut freed);
         let mut all = Detached::new();
         let mut leaked = 0;

@@ -4,14 +4,16 @@
 //! `crate::kasan`), read byte by byte without an access KASAN would report:
 //! every object is usable for exactly its size (kmalloc: the size asked
 //! for), the bytes after it are not, a freed object is not, a mempool
-//! element waiting in the reserve is not, and a second free is caught by
-//! its shadow. Skipped without generic KASAN.
+//! element waiting in the reserve is not, a second free is caught by its
+//! shadow, and a freed object stays poisoned while its quarantine holds it.
+//! Skipped without generic KASAN.
 
 use crate::cache::Cache;
 use crate::debug::REPORTS;
 use crate::flags::CacheFlags;
 use crate::kmalloc::Kmalloc;
 use crate::mempool::{Backend, Mempool};
+use crate::quarantine::{Quarantine, QUARANTINE_MAX};
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;
@@ -132,6 +134,54 @@ mod tests {
             cache.free(b);
         }
         assert_eq!(cache.stats().active_objs, 0);
+        Ok(())
+    }
+
+    /// A freed object stays poisoned, and its slot out of use, while the
+    /// `capacity - 1` frees after it; a second free of it meanwhile is
+    /// reported once and not queued; the next free lets it go. A shrink
+    /// empties the quarantine, and the cache gives back every page. A
+    /// debug cache, which checks every free at its slab at once, has none.
+    #[test]
+    fn the_quarantine_keeps_a_freed_object_poisoned() -> Result {
+        if no_kasan() {
+            return Ok(());
+        }
+        let checks = CacheFlags::CONSISTENCY_CHECKS;
+        let checked = Cache::new(c"rslab_test_kasan_qc", 24, 8, checks, None)?;
+        let obj = checked.alloc(GFP_KERNEL)?;
+        // SAFETY: From `checked`, freed once.
+        unsafe { checked.free(obj) };
+        assert_eq!(checked.stats().quarantined_objs, 0);
+        let cache = Cache::new(c"rslab_test_kasan_q", 24, 8, CacheFlags::NONE, None)?;
+        let cap = QUARANTINE_MAX;
+        assert_eq!(Quarantine::capacity(1, cache.layout().size), cap);
+        let victim = cache.alloc(GFP_KERNEL)?;
+        // SAFETY: From `cache`, freed once.
+        unsafe { cache.free(victim) };
+        for _ in 1..cap {
+            let obj = cache.alloc(GFP_KERNEL)?;
+            assert_ne!(obj, victim);
+            // SAFETY: From `cache`, freed once.
+            unsafe { cache.free(obj) };
+            assert!(!accessible(victim.as_ptr()));
+        }
+        assert_eq!(cache.stats().quarantined_objs, cap);
+        let before = REPORTS.load(Relaxed);
+        // SAFETY: Deliberately a second time: the shadow says it is free.
+        unsafe { cache.free(victim) };
+        assert_eq!(REPORTS.load(Relaxed), before + 1);
+        assert_eq!(cache.stats().quarantined_objs, cap);
+        let obj = cache.alloc(GFP_KERNEL)?;
+        // SAFETY: From `cache`, freed once: the victim leaves.
+        unsafe { cache.free(obj) };
+        let st = cache.stats();
+        assert_eq!((st.quarantined_objs, st.active_objs), (cap, 0));
+        assert!(!accessible(victim.as_ptr()));
+        cache.shrink();
+        let st = cache.stats();
+        assert_eq!((st.quarantined_objs, st.pages), (0, 0));
+        assert_eq!(Cache::destroy(cache), Some(0));
         Ok(())
     }
 

@@ -10,6 +10,9 @@
 //!   kmemleak must report it, once. `release` frees A, B and C.
 //! * `kasan-read-past`: a 1-byte read just past a 24-byte object; KASAN
 //!   must report it.
+//! * `kasan-use-after-free`: a 24-byte object freed, another allocated from
+//!   the same cache (the quarantine keeps the first one's slot out of use),
+//!   then a 1-byte read of the first; KASAN must report it.
 //! * `sleep-in-atomic`: a `GFP_KERNEL` allocation with a spinlock held,
 //!   served from the sheaf; the sleep checker must report it (through
 //!   `might_alloc()`), though no page allocation happens.
@@ -67,6 +70,7 @@ impl Provoke {
                 Ok(())
             }
             "kasan-read-past" => self.read_past(),
+            "kasan-use-after-free" => self.use_after_free(),
             "sleep-in-atomic" => self.sleep_in_atomic(),
             _ => Err(EINVAL),
         }
@@ -121,6 +125,25 @@ impl Provoke {
         unsafe { rslab_kunit_read_byte(past.cast()) };
         // SAFETY: From `cache`, freed once.
         unsafe { cache.free(obj) };
+        Ok(())
+    }
+
+    fn use_after_free(&self) -> Result {
+        let cache = Cache::new(c"rslab_provoke_uaf", 24, 8, CacheFlags::NONE, None)?;
+        let gone = cache.alloc(GFP_KERNEL)?;
+        // SAFETY: From `cache`, freed once (and then read, deliberately).
+        unsafe { cache.free(gone) };
+        let next = cache.alloc(GFP_KERNEL)?;
+        pr_info!(
+            "provoke: reading 1 byte at {:#x}, freed; {:#x} allocated since\n",
+            gone.as_ptr() as usize,
+            next.as_ptr() as usize
+        );
+        // SAFETY: Deliberately after free, to be reported; the slot is
+        // rslab's, mapped memory.
+        unsafe { rslab_kunit_read_byte(gone.as_ptr().cast()) };
+        // SAFETY: From `cache`, freed once.
+        unsafe { cache.free(next) };
         Ok(())
     }
 

@@ -331,7 +331,7 @@ fn write_stats(cache: &Cache, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let l = cache.layout();
     let s = cache.stats();
     let (fail_next, fail_percent) = cache.fault().settings();
-    let lines: [(&str, usize); 21] = [
+    let lines: [(&str, usize); 22] = [
         ("object_size", l.object_size),
         ("size", l.size),
         ("align", l.align),
@@ -349,6 +349,7 @@ fn write_stats(cache: &Cache, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         ("pages", s.pages),
         ("cached_objs", s.cached_objs),
         ("depot_objs", s.depot_objs),
+        ("quarantined_objs", s.quarantined_objs),
         ("fail_next", fail_next as usize),
         ("fail_percent", fail_percent as usize),
         ("object_footprint", cache.object_footprint()),

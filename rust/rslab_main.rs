@@ -45,6 +45,7 @@ pub mod object;
 mod percpu;
 #[cfg(rslab_kunit)]
 mod provoke;
+mod quarantine;
 pub mod quota;
 pub mod registry;
 pub mod session;

@@ -97,11 +97,15 @@ pub struct CacheStats {
     pub empty_slabs: usize,
     /// Pages held by all slabs.
     pub pages: usize,
-    /// Free objects held in per-CPU sheaves and node depots (not in a slab's freelist).
+    /// Free objects held in per-CPU sheaves, node depots and the KASAN
+    /// quarantine (not in a slab's freelist).
     pub cached_objs: usize,
     /// Of those, the objects parked in node depots (which memory pressure
     /// gives back).
     pub depot_objs: usize,
+    /// Of those, the objects waiting in the KASAN quarantine (always 0
+    /// without generic KASAN).
+    pub quarantined_objs: usize,
     /// The event counters, indexed by [`Stat`].
     pub events: [u64; NR_STATS],
 }

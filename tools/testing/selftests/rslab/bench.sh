@@ -9,6 +9,7 @@
 # judged. Runs inside the VM as root; prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
+ksft_require
 
 KO=$RSLAB_MODDIR/rust/rslab.ko
 F=/sys/kernel/debug/rslab/bench

@@ -8,12 +8,13 @@
 # Runs inside the VM as root; prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
+ksft_require
 
 KO=$RSLAB_MODDIR/rust/rslab.ko
 D=/sys/kernel/debug/rslab
-T=$RSLAB_TREE/tools/rslabctl/target/release/rslabctl
-SYS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_sys
-export DFS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_dfs SYS T
+T=$RSLABCTL
+SYS=$RSLAB_SELFTESTS/rslab_sys
+export DFS=$RSLAB_SELFTESTS/rslab_dfs SYS T
 
 # batch: run the rslabctl batch script on stdin, keeping its output in OUT.
 batch() {

@@ -10,6 +10,7 @@
 # leaks") and in the list this prints.
 
 source "$(dirname "$0")/ktap_helpers.sh"
+ksft_require
 
 TAINT_OOT_MODULE=$((1 << 12))
 TAINT_TEST=$((1 << 18))

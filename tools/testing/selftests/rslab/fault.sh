@@ -16,12 +16,13 @@
 # every-Nth-call case is its deterministic twin).
 
 source "$(dirname "$0")/ktap_helpers.sh"
+ksft_require
 
 KO=$RSLAB_MODDIR/rust/rslab.ko
 D=/sys/kernel/debug/rslab
-T=$RSLAB_TREE/tools/rslabctl/target/release/rslabctl
-DFS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_dfs
-FAILNTH=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_failnth
+T=$RSLABCTL
+DFS=$RSLAB_SELFTESTS/rslab_dfs
+FAILNTH=$RSLAB_SELFTESTS/rslab_failnth
 export DFS D
 N=4000
 MIN_NR=4

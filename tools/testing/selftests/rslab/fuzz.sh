@@ -13,10 +13,11 @@
 # prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
+ksft_require
 
 KO=$RSLAB_MODDIR/rust/rslab.ko
-T=$RSLAB_TREE/tools/rslabctl/target/release/rslabctl
-DFS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_dfs
+T=$RSLABCTL
+DFS=$RSLAB_SELFTESTS/rslab_dfs
 CORPUS=$(dirname "$0")/fuzz-corpus
 ITERATIONS=${RSLAB_FUZZ_ITERATIONS:-3000}
 SEED=${RSLAB_FUZZ_SEED:-3}

@@ -6,6 +6,7 @@
 # load leaves nothing behind. Runs inside the VM as root; prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
+ksft_require
 
 KO=$RSLAB_MODDIR/samples/kmalloc_demo/kmalloc_demo.ko
 TAG='kmalloc_demo: \[kmalloc-demo\]'

@@ -20,11 +20,23 @@ KTAP_PLAN=0
 RSLAB_REPORT_RE='BUG:|BUG [^ ]+( \([^)]*\))?: |WARNING:|KASAN:|UBSAN:|Oops|general protection fault|Call Trace:|possible circular locking|possible recursive locking|sleeping function called from invalid context|Invalid wait context|kmemleak: .*suspected memory leak|Kernel panic|INFO: task .* blocked for more than|rcu: INFO:|detected stalls? on CPU|soft lockup|hard LOCKUP|list_(add|del) corruption|refcount_t: |kernel BUG at'
 
 # The directory of the repository, as the guest sees it (read-only).
-RSLAB_TREE=${RSLAB_TREE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../.." && pwd)}
+# The scripts are in tools/testing/selftests/rslab, or where make selftests
+# installed them, build/kselftest/rslab.
+if [ -z "${RSLAB_TREE:-}" ]; then
+	for RSLAB_TREE in "$(dirname "${BASH_SOURCE[0]}")"/{../../../..,../../..}; do
+		[ -e "$RSLAB_TREE/rust/Kbuild" ] && break
+	done
+	RSLAB_TREE=$(cd "$RSLAB_TREE" && pwd)
+fi
 # The kernel flavour the VM booted (scripts/vm-run exports it) and where the
 # modules built for it are (the Makefile's MO=build/<flavour>).
 RSLAB_FLAVOUR=${RSLAB_FLAVOUR:-default}
 RSLAB_MODDIR=${RSLAB_MODDIR:-$RSLAB_TREE/build/$RSLAB_FLAVOUR}
+# This suite's own files (the C helpers, rslab_dfs, the fuzz corpus): beside
+# the scripts, in the tree or where kselftest installed them.
+RSLAB_SELFTESTS=${RSLAB_SELFTESTS:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+# The tool the scripts drive, as `make tools` builds it.
+RSLABCTL=${RSLABCTL:-$RSLAB_TREE/tools/rslabctl/target/release/rslabctl}
 
 ktap_header() { echo "TAP version 13"; }
 ktap_plan() { KTAP_PLAN=$1; echo "1..$1"; }
@@ -47,6 +59,24 @@ ktap_skip() {
 
 # The exit status of a test that could not run here (kselftest's ksft_skip).
 KSFT_SKIP=4
+
+# ksft_require: every script's first step. One that cannot run here at all
+# is skipped, kselftest style: not root, no debugfs, or no rslab.ko built
+# for this kernel flavour.
+ksft_require() {
+	local why=
+	if [ "$(id -u)" -ne 0 ]; then
+		why="not root"
+	elif ! grep -q ' /sys/kernel/debug debugfs ' /proc/mounts; then
+		why="no debugfs at /sys/kernel/debug"
+	elif [ ! -e "$RSLAB_MODDIR/rust/rslab.ko" ]; then
+		why="no $RSLAB_MODDIR/rust/rslab.ko: make modules (FLAVOUR=$RSLAB_FLAVOUR), or set RSLAB_MODDIR"
+	fi
+	[ -z "$why" ] && return 0
+	echo "TAP version 13"
+	echo "1..0 # SKIP $why"
+	exit $KSFT_SKIP
+}
 
 # ktap_test DESCRIPTION COMMAND...: one test case, passing if COMMAND does,
 # skipped if it returns KSFT_SKIP (its last line of output says why).
@@ -103,10 +133,10 @@ kmsg_since() {
 # load_errno MODULE.ko [PARAM=VALUE]...: load a module with finit_module(2)
 # and print the outcome as an errno name ("OK" on success), so tests can
 # check the exact error code rather than insmod's wording of it.
-load_errno() { "$RSLAB_TREE/tools/testing/selftests/rslab/rslab_sys" load "$@"; }
+load_errno() { "$RSLAB_SELFTESTS/rslab_sys" load "$@"; }
 
 # write_errno FILE TEXT: write TEXT to FILE; print the errno name or "OK".
-write_errno() { "$RSLAB_TREE/tools/testing/selftests/rslab/rslab_sys" write "$@"; }
+write_errno() { "$RSLAB_SELFTESTS/rslab_sys" write "$@"; }
 
 # module_loaded NAME: is module NAME in the kernel now?
 module_loaded() { [ -e "/sys/module/$1" ]; }

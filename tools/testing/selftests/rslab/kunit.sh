@@ -10,6 +10,7 @@
 # VM as root; prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
+ksft_require
 
 MANIFEST=$(dirname "$0")/kunit.manifest
 KUNIT_DFS=/sys/kernel/debug/kunit

@@ -8,11 +8,12 @@
 # the rslab_mempool KUnit suite.) Runs inside the VM as root; prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
+ksft_require
 
 KO=$RSLAB_MODDIR/rust/rslab.ko
 D=/sys/kernel/debug/rslab
-T=$RSLAB_TREE/tools/rslabctl/target/release/rslabctl
-DFS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_dfs
+T=$RSLABCTL
+DFS=$RSLAB_SELFTESTS/rslab_dfs
 MIN_NR=16
 POOLS=("pool-cache-256 cache:kmalloc-256" "pool-kmalloc-1000 kmalloc:1000" "pool-pages-1 pages:1")
 

@@ -8,6 +8,7 @@
 # Runs inside the VM as root; prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
+ksft_require
 
 KO=$RSLAB_MODDIR/rust/rslab.ko
 D=/sys/kernel/debug/rslab

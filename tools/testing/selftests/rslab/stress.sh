@@ -13,11 +13,12 @@
 # prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
+ksft_require
 
 KO=$RSLAB_MODDIR/rust/rslab.ko
 D=/sys/kernel/debug/rslab
-T=$RSLAB_TREE/tools/rslabctl/target/release/rslabctl
-DFS=$RSLAB_TREE/tools/testing/selftests/rslab/rslab_dfs
+T=$RSLABCTL
+DFS=$RSLAB_SELFTESTS/rslab_dfs
 SECONDS_=${RSLAB_STRESS_SECONDS:-10}
 
 # pages_held: pages in all of rslab's slabs (slabinfo: num_slabs times
