@@ -24,7 +24,9 @@ KO=$RSLAB_MODDIR/rust/rslab_kunit.ko
 P=/sys/kernel/debug/rslab/provoke
 GLOB=/sys/module/kunit/parameters/filter_glob
 KASAN_CASE=${RSLAB_KASAN_CASE:-read-past}
-# The report each KASAN case must give.
+# What each KASAN case does, and the report it must give.
+declare -A KASAN_WHAT=([read-past]="a 1-byte read just past a 24-byte rslab object"
+	[use-after-free]="a 1-byte read of a freed 24-byte rslab object, another allocated since")
 declare -A KASAN_BUG=([read-past]=slab-out-of-bounds [use-after-free]=slab-use-after-free)
 
 # provoke WHAT: one deliberate bug, after a fresh log mark.
@@ -117,6 +119,6 @@ ktap_plan 5
 ktap_test "rslab_kunit.ko loads without running its suites, with its provoke file" test_load
 ktap_test "kmemleak: a leaked rslab object reported once, one referenced from another rslab object not" test_kmemleak
 ktap_test "the sleep checker: GFP_KERNEL with a spinlock held is reported on the first call, from the sheaf" test_sleep_in_atomic
-ktap_test "KASAN: a 1-byte $KASAN_CASE read of a 24-byte rslab object is reported as ${KASAN_BUG[$KASAN_CASE]:-?}" test_kasan
+ktap_test "KASAN: ${KASAN_WHAT[$KASAN_CASE]:-$KASAN_CASE} is reported as ${KASAN_BUG[$KASAN_CASE]:-?}" test_kasan
 ktap_test "rmmod rslab_kunit" test_unload
 ktap_finished
