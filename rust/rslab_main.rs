@@ -55,6 +55,7 @@ pub mod stats;
 mod sys;
 #[cfg(rslab_kunit)]
 mod tests;
+pub mod typed_cache;
 pub mod uapi;
 
 module! {
