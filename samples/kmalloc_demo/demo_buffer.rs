@@ -7,8 +7,13 @@
 //! bookkeeping: the allocation lives in a [`KVec`], so "allocated" is
 //! `Some(vec)`, the size is the vector's length, and freeing is dropping it.
 
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use kernel::prelude::*;
 use kernel::str::BStr;
+
+/// Buffers allocated and not yet freed, in this module: what a test reads
+/// to see that re-initialising or dropping a buffer frees the old memory.
+pub(crate) static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// The longest name the C module can store (`char name[32]` with its NUL).
 pub(crate) const NAME_MAX: usize = 31;
@@ -79,6 +84,7 @@ impl DemoBuffer {
             size
         );
         self.data = Some(data);
+        LIVE.fetch_add(1, Relaxed);
         Ok(())
     }
 
@@ -113,6 +119,7 @@ impl DemoBuffer {
         if let Some(data) = self.data.take() {
             let addr = data.as_ptr();
             drop(data);
+            LIVE.fetch_sub(1, Relaxed);
             pr_info!(
                 "[kmalloc-demo] {} memory freed: original addr={:p}\n",
                 self.name(),

@@ -32,7 +32,8 @@ impl kernel::Module for KmallocDemoTest {
 
 #[kunit_tests(kmalloc_demo)]
 mod tests {
-    use super::demo_buffer::{DemoBuffer, NAME_MAX};
+    use super::demo_buffer::{DemoBuffer, LIVE, NAME_MAX};
+    use core::sync::atomic::Ordering::Relaxed;
     use kernel::prelude::*;
 
     #[test]
@@ -67,12 +68,18 @@ mod tests {
         assert!(buf.contents().is_some_and(|c| c.iter().all(|&b| b == 0)));
     }
 
+    /// The old buffer is freed, not leaked: one live buffer after the
+    /// second init, none after the drop.
     #[test]
     fn reinit_replaces_the_buffer() {
+        let live = LIVE.load(Relaxed);
         let mut buf = DemoBuffer::new("again");
         assert_eq!(buf.init(16), Ok(()));
         assert_eq!(buf.init(32), Ok(()));
         assert_eq!(buf.size(), 32);
+        assert_eq!(LIVE.load(Relaxed), live + 1);
+        drop(buf);
+        assert_eq!(LIVE.load(Relaxed), live);
     }
 
     #[test]
