@@ -171,6 +171,7 @@ vm-check:
 		env $(SEED_ENV) $(VM_ENV) $(SELFTESTS)/run_tests.sh $(SUITE)
 	$(KTAP_CHECK) $(VM_LOG_FILE) > $(VM_LOG_FILE).parsed || { cat $(VM_LOG_FILE).parsed; exit 1; }
 	@echo "vm-check: kunit.py parse accepts $(VM_LOG_FILE) ($$(grep -m1 'Testing complete' $(VM_LOG_FILE).parsed))"
+	$(if $(TOTALS_KEY),@$(call check_totals,$(TOTALS_KEY)))
 
 # make check's VMs, three at once: the default kernel's (the runner's own
 # tests, then the whole suite) and the debug kernel's in two parts. The
@@ -195,12 +196,23 @@ vm-checks:
 	@echo "vm-checks: $(VM_CHECKS) at once; each one's output comes when it ends (live: build/vm-*.log)"
 	$(MAKE) -j3 -k --output-sync=target $(VM_CHECKS)
 
+# check_totals PART: the verdict of VM_LOG_FILE counts as many test cases as
+# $(SELFTESTS)/totals says PART has (make check's parts only: a SUITE of
+# one's own choosing runs fewer).
+define check_totals
+want=$$(awk '$$1 == "$(1)" { print $$2 }' $(SELFTESTS)/totals); \
+	got=$$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$$' $(VM_LOG_FILE) | tail -n 1 | awk '{ print $$1 + $$3 + $$5 }'); \
+	[ -n "$$want" ] && [ "$$got" = "$$want" ] || \
+	{ echo "vm-check: $(1) ran $$got test cases, $(SELFTESTS)/totals lists $$want" >&2; exit 1; }; \
+	echo "vm-check: $(1) ran the $$want test cases $(SELFTESTS)/totals lists"
+endef
+
 vm-check-default:
-	$(MAKE) vm-check
+	$(MAKE) TOTALS_KEY=default vm-check
 
 DEBUG_APPEND_2 := init_on_free=1
 vm-check-debug-%:
-	$(MAKE) FLAVOUR=debug VM_LOG=build/vm-debug-$*.log SUITE="$(DEBUG_PART_$*) dmesg_clean.sh $(DEBUG_LAST_$*)" \
+	$(MAKE) FLAVOUR=debug TOTALS_KEY=debug-$* VM_LOG=build/vm-debug-$*.log SUITE="$(DEBUG_PART_$*) dmesg_clean.sh $(DEBUG_LAST_$*)" \
 		$(if $(DEBUG_APPEND_$*),VM_APPEND="$(DEBUG_APPEND_$*)") $(if $(DEBUG_ENV_$*),VM_ENV="$(DEBUG_ENV_$*)") vm-check
 
 # The long runs, on the debug kernel, each followed by the kernel-log and
