@@ -19,10 +19,12 @@
 #        run_tests.sh --list         (the scripts of a full run, one a line)
 #
 # RSLAB_KSFT_DIR: where the installed suite is (default: build/kselftest in
-# the tree). RSLAB_FAIL_FAST=1 stops at the first script that fails. Reports the kernel logged before the suite started (for example
-# during boot) are printed as diagnostics, "# pre-existing: ...", and do not
-# fail the suite; everything logged after the suite's start mark is judged
-# by dmesg_clean.sh.
+# the tree). RSLAB_FAIL_FAST=1 stops at the first script that fails.
+#
+# Reports the kernel logged before the suite started (for example during
+# boot) are printed as diagnostics, "# pre-existing: ...", and do not fail
+# the suite; everything logged after the suite's start mark is judged by
+# dmesg_clean.sh.
 
 SELF=$(cd "$(dirname "$0")" && pwd)
 source "$SELF/ktap_helpers.sh"
