@@ -2,7 +2,12 @@
 #
 # rslab: out-of-tree Rust-for-Linux slab allocator modules.
 #
-#   make            build the modules against $(KDIR), and tools/rslabctl
+#   make            build the modules against $(KDIR): rslab.ko and kmalloc_demo.ko
+#   make test-modules  also rslab's test and bench flavours (rslab_kunit.ko,
+#                   rslab_bench.ko), which the suite and make bench load
+#   make modules_install  install the product modules into $(INSTALL_MOD_PATH)/lib/modules
+#   make rust-analyzer    rust-project.json for an editor
+#   make tools      build tools/rslabctl (cargo, on the host; the VM runs it from the tree)
 #   make run        set up if needed, boot the VM, load the modules, show what they do
 #   make check      every test: host checks, then the suite inside the VM, on
 #                   the default kernel and on the debug (sanitizer) kernel
@@ -12,7 +17,6 @@
 #   make fuzz       100000 seeded random ioctls on the debug kernel
 #   make mutants    deliberate bugs, one at a time: the suite must catch each
 #   make race       the multi-CPU scripts on the KCSAN (data race) kernel
-#   make tools      build tools/rslabctl (cargo, on the host; the VM runs it from the tree)
 #   make shell      an interactive shell in the VM, the modules' tree mounted
 #   make clean      remove build outputs
 #
@@ -43,13 +47,38 @@ RSLABCTL := tools/rslabctl
 CARGO_FLAGS := --locked --manifest-path $(RSLABCTL)/Cargo.toml
 RUST_SOURCES = $(shell git ls-files --cached --others --exclude-standard -- '*.rs' 2>/dev/null)
 
-.PHONY: race mutants all modules tools tools-check plot-tool plot-check bench abi-check setup run check check-host check-vm lint selftests vm-check vm-checks vm-check-default stress fuzz fmt shell clean help
+.PHONY: race mutants all modules test-modules modules_install rust-analyzer foreign-check tools tools-check plot-tool plot-check bench abi-check setup run check check-host check-vm lint selftests vm-check vm-checks vm-check-default stress fuzz fmt shell clean help
 
-all: modules tools
+all: modules
 
-modules:
+# The oldest kernel whose Rust crate has every API rslab uses (the
+# miscdevice, debugfs and pin-init ones of 7.x) and Kbuild's MO=.
+MIN_KERNEL := 7.3
+KDIR_VERSION = $(shell $(MAKE) -s -C $(KDIR) kernelversion 2>/dev/null)
+define check_kdir
 	@test -e $(KDIR)/Makefile || { echo "No kernel build tree at $(KDIR): run scripts/setup (or make run), or pass KDIR=" >&2; exit 1; }
+	@v='$(KDIR_VERSION)'; test -n "$$v" && \
+		test "$$(printf '%s\n%s\n' $(MIN_KERNEL) "$${v%%-*}" | sort -V | head -n1)" = $(MIN_KERNEL) || \
+		{ echo "rslab needs Linux $(MIN_KERNEL) or later; $(KDIR) is '$$v'" >&2; exit 1; }
+	@grep -qs '^CONFIG_RUST=y' $(KDIR)/.config || { echo "$(KDIR) is not built with CONFIG_RUST=y" >&2; exit 1; }
+endef
+
+# The product: rslab.ko and kmalloc_demo.ko, nothing for tests.
+modules:
+	$(check_kdir)
 	$(KMAKE) modules
+
+# The product and rslab's test and bench flavours (see rust/Kbuild).
+test-modules:
+	$(MAKE) modules RSLAB_TEST=y
+
+modules_install:
+	$(check_kdir)
+	$(KMAKE) modules_install
+
+rust-analyzer:
+	$(check_kdir)
+	$(KMAKE) rust-analyzer
 
 # The kernel flavours to set up: make check needs both.
 SETUP_FLAVOURS := default
@@ -63,16 +92,16 @@ run: setup
 	$(VM_RUN) --flavour $(FLAVOUR) --timeout 300 -- scripts/demo
 
 check: setup
-	$(MAKE) fmt lint selftests tools tools-check plot-check abi-check
-	$(MAKE) FLAVOUR=debug modules
+	$(MAKE) fmt lint selftests tools tools-check plot-check abi-check foreign-check
+	$(MAKE) FLAVOUR=debug test-modules
 	$(MAKE) vm-checks
 
 check-host: setup
-	$(MAKE) fmt lint selftests tools tools-check plot-check abi-check
+	$(MAKE) fmt lint selftests tools tools-check plot-check abi-check foreign-check
 
 check-vm: setup
-	$(MAKE) modules selftests tools
-	$(MAKE) FLAVOUR=debug modules
+	$(MAKE) test-modules selftests tools
+	$(MAKE) FLAVOUR=debug test-modules
 	$(MAKE) vm-checks
 
 # rslabctl, built on the host with the crates in Cargo.lock.
@@ -99,17 +128,17 @@ plot-check:
 
 # Not part of make check (a smoke run of the same harness is: bench.sh).
 bench: setup
-	$(MAKE) modules plot-tool
+	$(MAKE) test-modules plot-tool
 	scripts/bench
 
-# The ABI as rust/uapi.rs has it (via rslabctl) and as a C compiler makes of
+# The ABI as rust/device/uapi.rs has it (via rslabctl) and as a C compiler makes of
 # include/uapi/rslab.h (via rslab_sys) must be the same.
 abi-check: tools selftests
 	@mkdir -p build
 	$(RSLABCTL)/target/release/rslabctl abi > build/abi-rust.txt
 	$(SELFTESTS)/rslab_sys abi > build/abi-c.txt
 	diff -u build/abi-c.txt build/abi-rust.txt
-	@echo "abi-check: rust/uapi.rs and include/uapi/rslab.h agree ($$(wc -l < build/abi-c.txt) items)"
+	@echo "abi-check: rust/device/uapi.rs and include/uapi/rslab.h agree ($$(wc -l < build/abi-c.txt) items)"
 
 
 # A from-scratch build with clippy on and every warning an error; clippy-driver
@@ -118,9 +147,12 @@ abi-check: tools selftests
 lint:
 	$(MAKE) clean
 	@mkdir -p build
-	@$(MAKE) modules CLIPPY=1 KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings > build/lint.log 2>&1; \
+	@$(MAKE) test-modules CLIPPY=1 KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings > build/lint.log 2>&1; \
 		rc=$$?; cat build/lint.log; test $$rc -eq 0 || exit $$rc; \
 		if grep -n 'warning:' build/lint.log; then echo "lint: the build warned" >&2; exit 1; fi
+	@if nm $(MODDIR)/rust/rslab.ko | grep -iE 'bench|kunit|provoke'; then \
+		echo "lint: rslab.ko carries test or bench code (above)" >&2; exit 1; fi
+	scripts/unsafe-count --check Documentation/rslab.rst
 
 # The selftests, kselftest style: built and installed into $(KSFT_INSTALL)
 # by the kernel's own lib.mk (from the kernel source, KSFT_DIR), with the
@@ -224,12 +256,12 @@ ifeq ($(origin FUZZ_SEED),undefined)
 FUZZ_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 endif
 stress: setup
-	$(MAKE) FLAVOUR=debug modules selftests tools
+	$(MAKE) FLAVOUR=debug test-modules selftests tools
 	$(VM_RUN) --flavour debug --timeout 1200 --expect-verdict -- \
 		env RSLAB_STRESS_SECONDS=$(STRESS_SECONDS) $(SELFTESTS)/run_tests.sh stress.sh dmesg_clean.sh
 
 fuzz: setup
-	$(MAKE) FLAVOUR=debug modules selftests tools
+	$(MAKE) FLAVOUR=debug test-modules selftests tools
 	@echo "fuzz: seed $(FUZZ_SEED), $(FUZZ_ITERATIONS) calls (replay: make fuzz FUZZ_SEED=$(FUZZ_SEED))"
 	$(VM_RUN) --flavour debug --timeout 1800 --expect-verdict -- \
 		env RSLAB_FUZZ_SEED=$(FUZZ_SEED) RSLAB_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) \
@@ -241,7 +273,7 @@ fuzz: setup
 # run. Not part of make check.
 RACE_SCRIPTS := kunit.sh stress.sh fuzz.sh mempool.sh dmesg_clean.sh
 race: setup
-	$(MAKE) FLAVOUR=race modules selftests tools
+	$(MAKE) FLAVOUR=race test-modules selftests tools
 	$(MAKE) FLAVOUR=race SUITE="$(RACE_SCRIPTS)" vm-check
 
 # Deliberate bugs, one at a time, each in a copy of the tree, with the
@@ -249,12 +281,27 @@ race: setup
 mutants: setup
 	scripts/mutants $(MUTANTS)
 
+# The kernel's rustfmt settings, from its source tree (an O= build tree
+# links it as source/; an in-tree build is its own source).
+RUSTFMT_TOML = $(firstword $(wildcard $(KDIR)/source/.rustfmt.toml $(KDIR)/.rustfmt.toml))
 fmt:
-	@test -e $(KDIR)/source/.rustfmt.toml || { echo "No kernel source at $(KDIR)/source: run scripts/setup" >&2; exit 1; }
-	rustfmt --check --edition 2021 --config-path $(KDIR)/source/.rustfmt.toml $(RUST_SOURCES)
+	@test -n "$(RUSTFMT_TOML)" || { echo "No .rustfmt.toml in $(KDIR) or $(KDIR)/source: run scripts/setup, or pass KDIR=" >&2; exit 1; }
+	rustfmt --check --edition 2021 --config-path $(RUSTFMT_TOML) $(RUST_SOURCES)
+
+# Another Rust-enabled tree, as a user would pass it: the debug kernel's
+# build tree as KDIR=, with LLVM= naming its toolchain (here the folder of
+# LLVM 19, which setup's kernels are built with; LLVM=1 where clang is on
+# PATH), into a separate MO= folder. Checks that the build depends on none
+# of the cached flavours' variables. Only rustc's variables come along.
+FOREIGN_MODDIR := $(CURDIR)/build/foreign
+FOREIGN_LLVM := /usr/lib/llvm$(RSLAB_LLVM)/bin/
+foreign-check:
+	$(MAKE) KDIR=$(RSLAB_CACHE)/kernel-debug LLVM=$(FOREIGN_LLVM) MODDIR=$(FOREIGN_MODDIR) \
+		KMAKE_ENV="$(KMAKE_ENV)" modules
+	@test -e $(FOREIGN_MODDIR)/rust/rslab.ko && echo "foreign-check: built against KDIR=$(RSLAB_CACHE)/kernel-debug LLVM=$(FOREIGN_LLVM)"
 
 shell: setup
-	$(MAKE) modules tools selftests
+	$(MAKE) test-modules tools selftests
 	$(VM_RUN) --flavour $(FLAVOUR) --interactive
 
 # Also cleans objects of a plain in-tree `make -C $(KDIR) M=$(CURDIR)` build,

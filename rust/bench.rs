@@ -11,13 +11,17 @@
 //! `mempool` or `memory`). Anything else is `EINVAL`; a second writer while
 //! one runs gets `EBUSY`. See `Documentation/rslab-bench.rst`.
 
-use crate::bench_loops::{self as loops, Run, Sample, Side, BATCH};
-use crate::bench_sides::{
+mod helpers;
+mod loops;
+mod memory;
+mod sides;
+
+use crate::bench::loops::{Run, Sample, Side, BATCH};
+use crate::bench::sides::{
     KernelCache, KernelKmalloc, KernelPool, RslabCache, RslabKmalloc, RslabPool,
 };
-use crate::debugfs::{Dir, File};
+use crate::debugfs::file::{Dir, File};
 use crate::kmalloc::Kmalloc;
-use crate::sys;
 use core::fmt::Write;
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -333,7 +337,7 @@ impl Runner<'_> {
     }
 
     fn run(&mut self) -> Result {
-        let cpus = sys::online_cpus();
+        let cpus = helpers::online_cpus();
         let p = self.p;
         writeln!(
             self.csv,
@@ -397,7 +401,7 @@ impl Bench {
 
     fn store(&self, reader: &mut UserSliceReader) -> Result {
         let mut buf = [0u8; 128];
-        let params = Params::parse(crate::debugfs::read_text(reader, &mut buf)?)?;
+        let params = Params::parse(crate::debugfs::file::read_text(reader, &mut buf)?)?;
         let _only_one = self.running.try_lock().ok_or(EBUSY)?;
         let mut runner = Runner {
             p: params,
@@ -417,8 +421,8 @@ impl Runner<'_> {
     fn memory_rows(&mut self, size: usize) -> Result {
         let name = Self::name(Group::Memory, "held", size)?;
         let n = self.p.objects;
-        let rslab = crate::bench_memory::rslab(&name, size, n)?;
-        let kernel = crate::bench_memory::kernel(&name, size, n)?;
+        let rslab = crate::bench::memory::rslab(&name, size, n)?;
+        let kernel = crate::bench::memory::kernel(&name, size, n)?;
         for (side, fp) in [("rslab", rslab), ("kernel", kernel)] {
             self.value_row("pages_held", size, side, fp.pages, "pages")?;
         }

@@ -19,22 +19,39 @@
 //! 1. the CPU's local lock (`PerCpu::with`, around the sheaf);
 //! 2. one node's list lock (`Node::lists`, interrupt-safe), never two.
 //!
-//! The KASAN quarantine's lock (`crate::quarantine`) is taken with neither
+//! The KASAN quarantine's lock (`crate::cache::quarantine`) is taken with neither
 //! held and nothing taken under it. The page allocator is called with
 //! neither held, or (freeing only) with either.
 
-use crate::debug;
-use crate::fault::FaultInject;
-use crate::flags::CacheFlags;
-use crate::hotplug::Instance;
-use crate::kasan;
-use crate::layout::Layout;
-use crate::node::{Detached, Node};
-use crate::percpu::PerCpu;
-use crate::quarantine::Quarantine;
-use crate::shrinker::Shrinker;
-use crate::slab::{BadFree, Slab, SlabParams};
-use crate::stats::{CacheStats, Counters, Stat};
+pub(crate) mod debug;
+pub mod fault;
+pub mod flags;
+pub(crate) mod hotplug;
+#[cfg(rslab_kunit)]
+mod irq_tests;
+pub(crate) mod kasan;
+#[cfg(rslab_kunit)]
+mod kasan_tests;
+pub mod layout;
+pub(crate) mod node;
+pub(crate) mod percpu;
+pub(crate) mod quarantine;
+pub(crate) mod shrinker;
+pub(crate) mod slab;
+pub mod stats;
+#[cfg(rslab_kunit)]
+pub(crate) mod tests;
+
+use crate::cache::fault::FaultInject;
+use crate::cache::flags::CacheFlags;
+use crate::cache::hotplug::Instance;
+use crate::cache::layout::Layout;
+use crate::cache::node::{Detached, Node};
+use crate::cache::percpu::PerCpu;
+use crate::cache::quarantine::Quarantine;
+use crate::cache::shrinker::Shrinker;
+use crate::cache::slab::{BadFree, Slab, SlabParams};
+use crate::cache::stats::{CacheStats, Counters, Stat};
 use crate::sys;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -104,10 +121,10 @@ fn sheaf_capacity(size: usize) -> usize {
 }
 
 /// How many objects a node's depot parks: eight sheaves' worth, at most
-/// [`crate::node::DEPOT_MAX`], so bounded in bytes like the sheaves (SLUB's
+/// [`crate::cache::node::DEPOT_MAX`], so bounded in bytes like the sheaves (SLUB's
 /// barn keeps up to ten full sheaves).
 fn depot_capacity(sheaf_capacity: usize) -> usize {
-    (8 * sheaf_capacity).min(crate::node::DEPOT_MAX)
+    (8 * sheaf_capacity).min(crate::cache::node::DEPOT_MAX)
 }
 
 /// SLUB's `set_min_partial()`: empty slabs a node keeps for reuse.
@@ -129,7 +146,7 @@ fn capacity(layout: &Layout, flags: CacheFlags) -> usize {
 fn fixed_footprint(layout: &Layout, capacity: usize, min_partial: usize) -> usize {
     let (cpus, nodes) = (sys::nr_cpu_ids() as usize, sys::nr_node_ids() as usize);
     let objects = layout.objects(layout.order) as usize;
-    let slab = crate::layout::slab_bytes(layout.order) + Slab::metadata_bytes(objects);
+    let slab = crate::cache::layout::slab_bytes(layout.order) + Slab::metadata_bytes(objects);
     // Objects parked in sheaves and depots, or held in the KASAN quarantine.
     let parked = cpus * capacity
         + nodes * depot_capacity(capacity)
@@ -137,7 +154,7 @@ fn fixed_footprint(layout: &Layout, capacity: usize, min_partial: usize) -> usiz
     let metadata = size_of::<Cache>()
         + cpus * (size_of::<Sheaf>() + size_of::<CpuShared>())
         + nodes * size_of::<Node>()
-        + crate::debugfs::DIR_BYTES;
+        + crate::debugfs::file::DIR_BYTES;
     metadata + (parked + nodes * min_partial) * slab
 }
 
@@ -365,7 +382,8 @@ impl Cache {
         let l = &self.layout;
         let per_object = |order| {
             let objects = (l.objects(order) as usize).max(1);
-            (crate::layout::slab_bytes(order) + Slab::metadata_bytes(objects)).div_ceil(objects)
+            (crate::cache::layout::slab_bytes(order) + Slab::metadata_bytes(objects))
+                .div_ceil(objects)
         };
         per_object(l.order).max(per_object(l.min_order)) + sys::TRACKING_BYTES
     }
@@ -536,15 +554,19 @@ impl Cache {
         zero: impl FnOnce() -> bool,
         gfp: impl Fn() -> bindings::gfp_t,
     ) -> Result<NonNull<u8>> {
-        let fast = self.cpus.with(|sheaf, shared| {
-            let n = sheaf.count.checked_sub(1)?;
-            sheaf.count = n;
-            shared.cached.store(n, Relaxed);
-            shared.counters.add_local(Stat::AllocFast, 1);
-            let obj = sheaf.objs[n];
-            forget(&mut sheaf.objs[n..=n]);
-            NonNull::new(obj)
-        });
+        // SAFETY: The closure touches only the sheaf, the counters and the
+        // object's bytes; it does not enter `cpus` again.
+        let fast = unsafe {
+            self.cpus.with(|sheaf, shared| {
+                let n = sheaf.count.checked_sub(1)?;
+                sheaf.count = n;
+                shared.cached.store(n, Relaxed);
+                shared.counters.add_local(Stat::AllocFast, 1);
+                let obj = sheaf.objs[n];
+                forget(&mut sheaf.objs[n..=n]);
+                NonNull::new(obj)
+            })
+        };
         let obj = match fast {
             Some(obj) => obj,
             None => self.alloc_slow(gfp())?,
@@ -565,7 +587,9 @@ impl Cache {
     /// by a slab while none has a free object; one object for the caller.
     fn grow_and_refill(&self, gfp: bindings::gfp_t) -> Result<NonNull<u8>> {
         loop {
-            if let Some(obj) = self.cpus.with(|sheaf, shared| self.refill(sheaf, shared)) {
+            // SAFETY: `refill` takes node locks only, never `cpus`.
+            if let Some(obj) = unsafe { self.cpus.with(|sheaf, shared| self.refill(sheaf, shared)) }
+            {
                 return Ok(obj);
             }
             // No node has a free object: grow, outside every lock.
@@ -781,19 +805,23 @@ impl Cache {
             // SAFETY: `obj` is an object, so in the direct map.
             unsafe { sys::rslab_addr_nid(obj.as_ptr().cast()) }
         });
-        let cached = self.cpus.with(|sheaf, shared| {
-            if nid.is_some_and(|nid| nid != sys::numa_mem_id()) {
-                return false;
-            }
-            if sheaf.count == self.capacity {
-                self.flush(sheaf, shared, self.capacity / 2, true);
-            }
-            sheaf.objs[sheaf.count] = obj.as_ptr();
-            sheaf.count += 1;
-            shared.cached.store(sheaf.count, Relaxed);
-            shared.counters.add_local(Stat::FreeFast, 1);
-            true
-        });
+        // SAFETY: The closure pushes onto the sheaf or flushes it
+        // (`flush` takes node locks only), never entering `cpus` again.
+        let cached = unsafe {
+            self.cpus.with(|sheaf, shared| {
+                if nid.is_some_and(|nid| nid != sys::numa_mem_id()) {
+                    return false;
+                }
+                if sheaf.count == self.capacity {
+                    self.flush(sheaf, shared, self.capacity / 2, true);
+                }
+                sheaf.objs[sheaf.count] = obj.as_ptr();
+                sheaf.count += 1;
+                shared.cached.store(sheaf.count, Relaxed);
+                shared.counters.add_local(Stat::FreeFast, 1);
+                true
+            })
+        };
         if !cached {
             self.events.add(Stat::NodeMismatch, 1);
             // SAFETY: The caller's promise, passed on.
@@ -882,7 +910,7 @@ impl Cache {
                 unsafe { slab.as_ref() }.node()
             };
             #[cfg(rslab_kunit)]
-            crate::tests::race_window(self, obj);
+            crate::cache::tests::race_window(self, obj);
             let lists = match &mut held {
                 Some((n, lists)) if *n == nid => lists,
                 _ => {
@@ -946,15 +974,19 @@ impl Cache {
     /// [`Cache::alloc_bulk`] with raw flags.
     pub(crate) fn alloc_bulk_raw(&self, gfp: bindings::gfp_t, out: &mut [*mut u8]) -> Result {
         sys::might_alloc(|| gfp);
-        let mut got = self.cpus.with(|sheaf, shared| {
-            let n = sheaf.count.min(out.len());
-            out[..n].copy_from_slice(&sheaf.objs[sheaf.count - n..sheaf.count]);
-            forget(&mut sheaf.objs[sheaf.count - n..sheaf.count]);
-            sheaf.count -= n;
-            shared.cached.store(sheaf.count, Relaxed);
-            shared.counters.add_local(Stat::AllocFast, n as u64);
-            n
-        });
+        // SAFETY: The closure copies from the sheaf and may `refill` (node
+        // locks only); it does not enter `cpus` again.
+        let mut got = unsafe {
+            self.cpus.with(|sheaf, shared| {
+                let n = sheaf.count.min(out.len());
+                out[..n].copy_from_slice(&sheaf.objs[sheaf.count - n..sheaf.count]);
+                forget(&mut sheaf.objs[sheaf.count - n..sheaf.count]);
+                sheaf.count -= n;
+                shared.cached.store(sheaf.count, Relaxed);
+                shared.counters.add_local(Stat::AllocFast, n as u64);
+                n
+            })
+        };
         // (The rest come from `alloc`, which hands them out.)
         for &obj in &out[..got] {
             if let Some(obj) = NonNull::new(obj) {
@@ -1002,12 +1034,15 @@ impl Cache {
     /// Other CPUs' sheaves are flushed too, by running on each CPU.
     pub fn shrink(&self) -> usize {
         let flush = || {
-            self.cpus
-                .with(|sheaf, shared| self.flush(sheaf, shared, usize::MAX, false))
+            // SAFETY: `flush` takes node locks only, never `cpus`.
+            unsafe {
+                self.cpus
+                    .with(|sheaf, shared| self.flush(sheaf, shared, usize::MAX, false))
+            }
         };
         // Shrinking is advisory, as `kmem_cache_shrink()`: without memory
         // for the per-CPU work, flush only this CPU's sheaf.
-        if crate::percpu::on_each_cpu(&flush).is_err() {
+        if crate::cache::percpu::on_each_cpu(&flush).is_err() {
             flush();
         }
         let mut freed = Detached::new();
@@ -1039,7 +1074,7 @@ impl Cache {
     /// Memory pressure: returns every parked (and quarantined) object to its
     /// slab and frees every empty slab, the `min_partial` ones included
     /// (reclaim wants the pages now). Sheaves are left as they are (see
-    /// `crate::shrinker`). Returns the objects' worth of memory freed: the
+    /// `crate::cache::shrinker`). Returns the objects' worth of memory freed: the
     /// parked objects and the objects of the slabs freed. `_nr`, reclaim's
     /// batch, is not needed: the work is bounded by what the cache holds,
     /// not by it.

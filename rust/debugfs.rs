@@ -1,240 +1,391 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! debugfs files that pin rslab while they are open.
+//! The lists of live caches and pools, and their debugfs files.
 //!
-//! Linux 7.3's kernel crate makes debugfs files whose `file_operations`
-//! name no owner, so an open file pins nothing: `rmmod` succeeds, and the
-//! file's release later runs in freed module text (an oops). rslab's files
-//! use the `file_operations` of `rslab_helpers.c` instead, whose `.owner`
-//! is this module: debugfs takes a module reference for as long as a file
-//! is open (`rmmod` says "in use"), and an open that races an unload gets
-//! `ENXIO`. The API mirrors the kernel crate's callback files.
+//! Under `/sys/kernel/debug/rslab/`:
 //!
-//! A [`File`] is removed before its data goes (debugfs waits for calls in
-//! progress), and every file or directory keeps its parent directory, so a
-//! directory is removed only after everything in it. debugfs failures are
-//! not errors, as everywhere in the kernel: a missing file shows nothing.
+//! * `slabinfo`: every registered cache in the exact `/proc/slabinfo`
+//!   version 2.1 format;
+//! * `<cache>/stats`: one `name value` line per number (layout, slabinfo
+//!   numbers, event counters, fault settings);
+//! * `<cache>/fail_next`, `<cache>/fail_percent`: fault injection (read the
+//!   setting, write a number);
+//! * `<cache>/shrink`: write anything to shrink the cache;
+//! * `poolinfo`: every registered pool, one line each;
+//! * `pools/<pool>/stats`, `pools/<pool>/fail_next`,
+//!   `pools/<pool>/fail_percent`: a pool's numbers, and its backend's fault
+//!   injection.
+//!
+//! See `Documentation/rslab.rst` for the formats.
 
-use crate::sys::{self, DfsOps};
-use core::ffi::c_void;
-use kernel::bindings;
+pub(crate) mod file;
+pub(crate) mod names;
+#[cfg(rslab_kunit)]
+pub(crate) mod provoke;
+
+use crate::cache::fault::FaultInject;
+use crate::cache::flags::CacheFlags;
+use crate::cache::stats::STAT_NAMES;
+use crate::cache::{Cache, Ctor};
+use crate::debugfs::file::{Dir, File};
+use crate::debugfs::names::Names;
+use crate::mempool::{Backend, Mempool};
 use kernel::fmt;
 use kernel::prelude::*;
-use kernel::seq_file::{seq_print, SeqFile};
 use kernel::sync::Arc;
-use kernel::uaccess::{UserPtr, UserSlice, UserSliceReader};
+use kernel::uaccess::UserSliceReader;
 
-/// What one debugfs entry (file or directory) costs, at most: its inode
-/// and dentry, and its [`File`] or [`Dir`]. An estimate for quotas, high
-/// on x86-64 (a debugfs inode is about 700 bytes, a dentry 192).
-const ENTRY_BYTES: usize = 1024;
+/// Names in the debugfs root that are not caches.
+const RESERVED: [&CStr; 6] = [
+    c"slabinfo",
+    c"poolinfo",
+    c"pools",
+    c"device",
+    c"reports",
+    c"bench",
+];
 
-/// What a cache's or pool's debugfs directory with its files costs, at
-/// most (a directory and up to five files).
-pub(crate) const DIR_BYTES: usize = 6 * ENTRY_BYTES;
-
-/// What a file shows when read.
-pub(crate) type Show<T> = dyn Fn(&T, &mut fmt::Formatter<'_>) -> fmt::Result + Send + Sync;
-/// What a file does with what is written to it.
-pub(crate) type Store<T> = dyn Fn(&T, &mut UserSliceReader) -> Result + Send + Sync;
-
-/// What was written to a file, as text in `buf`: `EINVAL` if it is longer
-/// than `buf` or not UTF-8.
-pub(crate) fn read_text<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8]) -> Result<&'a str> {
-    let len = reader.len();
-    let buf = buf.get_mut(..len).ok_or(EINVAL)?;
-    reader.read_slice(buf)?;
-    core::str::from_utf8(buf).map_err(|_| EINVAL)
-}
-
-/// The C side's callbacks (`struct rslab_dfs_ops`).
-type ShowFn = unsafe extern "C" fn(*mut bindings::seq_file, *const DfsOps) -> i32;
-type StoreFn = unsafe extern "C" fn(*const DfsOps, *const c_void, usize) -> isize;
-
-/// A debugfs entry, removed (with anything left in it) when dropped.
-///
-/// # Invariants
-///
-/// `dentry` is what `debugfs_create_*` returned (possibly an error pointer,
-/// which debugfs accepts everywhere), removed only by this value's drop,
-/// after every entry that holds this one as its parent.
+/// A registered cache, with its debugfs files.
 struct Entry {
-    dentry: *mut c_void,
-    _parent: Option<Arc<Entry>>,
+    // Files go before the directory, so they are removed first.
+    _files: KVec<File<Arc<Cache>>>,
+    _dir: Dir,
+    cache: Arc<Cache>,
 }
 
-// SAFETY: The dentry pointer is only passed to debugfs, which may be called
-// from any thread.
-unsafe impl Send for Entry {}
-// SAFETY: As above; `&Entry` only reads the pointer.
-unsafe impl Sync for Entry {}
+/// A registered pool, with its debugfs files.
+struct PoolEntry {
+    _files: KVec<File<Arc<Mempool>>>,
+    _dir: Dir,
+    pool: Arc<Mempool>,
+}
 
-impl Drop for Entry {
-    fn drop(&mut self) {
-        // SAFETY: By the type invariants, ours to remove, once.
-        unsafe { sys::rslab_dfs_remove(self.dentry) };
+/// The registry of caches and pools shown in debugfs.
+#[pin_data]
+pub struct Registry {
+    // Fields drop in order: the entries (and their files) before the
+    // directories that hold them.
+    #[pin]
+    pools: Names<PoolEntry>,
+    #[pin]
+    entries: Names<Entry>,
+    pools_dir: Dir,
+    root: Dir,
+}
+
+/// Keeps a new debugfs file in `files`.
+pub(crate) fn push_file<T>(files: &mut KVec<File<T>>, file: Result<File<T>>) -> Result {
+    files.push(file?, GFP_KERNEL)?;
+    Ok(())
+}
+
+/// What has fault-injection knobs to show in debugfs.
+trait HasFault {
+    fn fault(&self) -> &FaultInject;
+}
+
+impl HasFault for Arc<Cache> {
+    fn fault(&self) -> &FaultInject {
+        Cache::fault(self)
     }
 }
 
-/// A debugfs directory.
-pub struct Dir(Arc<Entry>);
+impl HasFault for Arc<Mempool> {
+    fn fault(&self) -> &FaultInject {
+        self.backend().fault()
+    }
+}
 
-impl Dir {
-    /// Creates the directory `name` at the debugfs root.
-    pub fn new(name: &CStr) -> Result<Self> {
-        Self::make(name, None)
+fn show_fail_next<T: HasFault>(t: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", t.fault().settings().0)
+}
+
+fn store_fail_next<T: HasFault>(t: &T, r: &mut UserSliceReader) -> Result {
+    t.fault().fail_next(read_u32(r)?);
+    Ok(())
+}
+
+fn show_fail_percent<T: HasFault>(t: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", t.fault().settings().1)
+}
+
+fn store_fail_percent<T: HasFault>(t: &T, r: &mut UserSliceReader) -> Result {
+    match read_u32(r)? {
+        p @ 0..=100 => {
+            t.fault().fail_percent(p);
+            Ok(())
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+/// Creates `fail_next` and `fail_percent` in `dir` for `data`'s knobs.
+fn push_fault_files<T: HasFault + Clone + Send + Sync + 'static>(
+    files: &mut KVec<File<T>>,
+    dir: &Dir,
+    data: &T,
+) -> Result {
+    let next = &show_fail_next::<T>;
+    push_file(
+        files,
+        dir.read_write_callback_file(c"fail_next", data.clone(), next, &store_fail_next::<T>),
+    )?;
+    let percent = &show_fail_percent::<T>;
+    push_file(
+        files,
+        dir.read_write_callback_file(
+            c"fail_percent",
+            data.clone(),
+            percent,
+            &store_fail_percent::<T>,
+        ),
+    )
+}
+
+/// Reads a decimal `u32` written to a debugfs file.
+fn read_u32(reader: &mut UserSliceReader) -> Result<u32> {
+    let mut buf = [0u8; 16];
+    file::read_text(reader, &mut buf)?
+        .trim()
+        .parse()
+        .map_err(|_| EINVAL)
+}
+
+impl Registry {
+    /// An empty registry with its debugfs root, `rslab/`.
+    pub fn new() -> Result<impl PinInit<Self, Error>> {
+        let root = Dir::new(c"rslab")?;
+        let pools_dir = root.subdir(c"pools")?;
+        Ok(try_pin_init!(Self {
+            pools_dir,
+            root,
+            entries <- Names::new(),
+            pools <- Names::new(),
+        }? Error))
     }
 
-    /// Creates the directory `name` in this one.
-    pub fn subdir(&self, name: &CStr) -> Result<Self> {
-        Self::make(name, Some(self.0.clone()))
+    /// The debugfs root directory.
+    pub fn root(&self) -> &Dir {
+        &self.root
     }
 
-    fn make(name: &CStr, parent: Option<Arc<Entry>>) -> Result<Self> {
-        let at = parent.as_ref().map_or(core::ptr::null_mut(), |p| p.dentry);
-        // SAFETY: `name` is a C string; `at` is null (the root) or a live
-        // directory, kept by `parent`.
-        let dentry = unsafe { sys::rslab_dfs_dir(name.as_char_ptr(), at) };
-        // INVARIANT: Just created; its parent is kept in the entry.
-        Ok(Self(Arc::new(
-            Entry {
-                dentry,
-                _parent: parent,
-            },
-            GFP_KERNEL,
-        )?))
+    /// How many caches and pools are registered.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.entries.count(), self.pools.count())
     }
 
-    /// A file that shows `show(&data)` when read.
-    pub fn read_callback_file<T: Send + Sync + 'static>(
+    /// Creates a cache (see [`Cache::new`]) and registers it, with its
+    /// debugfs directory. `EEXIST` if a cache of that name is registered,
+    /// or if the name is one of the root's own files; `ENAMETOOLONG` for a
+    /// name of more than [`crate::debugfs::names::NAME_MAX`] bytes.
+    pub fn create(
         &self,
         name: &CStr,
-        data: T,
-        show: &'static Show<T>,
-    ) -> Result<File<T>> {
-        self.file(name, 0o400, data, Some(show), None)
-    }
-
-    /// A file that calls `store(&data, what was written)` when written.
-    pub fn write_callback_file<T: Send + Sync + 'static>(
-        &self,
-        name: &CStr,
-        data: T,
-        store: &'static Store<T>,
-    ) -> Result<File<T>> {
-        self.file(name, 0o200, data, None, Some(store))
-    }
-
-    /// A file that does both.
-    pub fn read_write_callback_file<T: Send + Sync + 'static>(
-        &self,
-        name: &CStr,
-        data: T,
-        show: &'static Show<T>,
-        store: &'static Store<T>,
-    ) -> Result<File<T>> {
-        self.file(name, 0o600, data, Some(show), Some(store))
-    }
-
-    fn file<T: Send + Sync + 'static>(
-        &self,
-        name: &CStr,
-        mode: u16,
-        data: T,
-        show: Option<&'static Show<T>>,
-        store: Option<&'static Store<T>>,
-    ) -> Result<File<T>> {
-        let node = KBox::new(
-            Node {
-                ops: DfsOps {
-                    show: show.map(|_| show_trampoline::<T> as ShowFn),
-                    store: store.map(|_| store_trampoline::<T> as StoreFn),
-                },
-                data,
-                show,
-                store,
-            },
-            GFP_KERNEL,
+        size: usize,
+        align: usize,
+        flags: CacheFlags,
+        ctor: Option<Ctor>,
+    ) -> Result<Arc<Cache>> {
+        if RESERVED.contains(&name) {
+            return Err(EEXIST);
+        }
+        let claim = self.entries.claim(name)?;
+        let cache = Cache::new(name, size, align, flags, ctor)?;
+        let dir = self.root.subdir(name)?;
+        let mut files = KVec::with_capacity(4, GFP_KERNEL)?;
+        let c = || cache.clone();
+        push_file(
+            &mut files,
+            dir.read_callback_file(c"stats", c(), &|c: &Arc<Cache>, f| write_stats(c, f)),
         )?;
-        // SAFETY: `name` is a C string; the parent is a live directory, kept
-        // by the entry; `node` starts with its `DfsOps` and outlives the
-        // file (see `File`).
-        let dentry =
-            unsafe { sys::rslab_dfs_file(name.as_char_ptr(), mode, self.0.dentry, &node.ops) };
-        Ok(File {
-            // INVARIANT: Just created; its parent is kept in the entry.
-            _entry: Entry {
-                dentry,
-                _parent: Some(self.0.clone()),
-            },
-            _node: node,
+        push_fault_files(&mut files, &dir, &cache)?;
+        push_file(
+            &mut files,
+            dir.write_callback_file(c"shrink", c(), &|c: &Arc<Cache>, _r| {
+                c.shrink();
+                Ok(())
+            }),
+        )?;
+        claim.fill(Entry {
+            _files: files,
+            _dir: dir,
+            cache: cache.clone(),
+        });
+        Ok(cache)
+    }
+
+    /// Creates a pool (see [`Mempool::new`]) and registers it, with its
+    /// debugfs directory `pools/<name>/`. `EEXIST` if the name is taken.
+    /// The reserve is filled with `gfp` (see [`Mempool::new_gfp`]), without
+    /// the registry's lock held.
+    pub fn create_pool(
+        &self,
+        name: &CStr,
+        min_nr: usize,
+        backend: Backend,
+        gfp: kernel::bindings::gfp_t,
+    ) -> Result<Arc<Mempool>> {
+        let claim = self.pools.claim(name)?;
+        let pool = Mempool::new_gfp(name, min_nr, backend, gfp)?;
+        let dir = self.pools_dir.subdir(name)?;
+        let mut files = KVec::with_capacity(3, GFP_KERNEL)?;
+        let p = || pool.clone();
+        push_file(
+            &mut files,
+            dir.read_callback_file(c"stats", p(), &|p: &Arc<Mempool>, f| write_pool_stats(p, f)),
+        )?;
+        push_fault_files(&mut files, &dir, &pool)?;
+        claim.fill(PoolEntry {
+            _files: files,
+            _dir: dir,
+            pool: pool.clone(),
+        });
+        Ok(pool)
+    }
+
+    /// Unregisters `cache` (removing its debugfs directory, after the
+    /// registry's lock is dropped) and destroys it (see [`Cache::destroy`];
+    /// objects still allocated are reported).
+    pub fn destroy(&self, cache: Arc<Cache>) {
+        drop(
+            self.entries
+                .remove(cache.name(), |e| Arc::ptr_eq(&e.cache, &cache)),
+        );
+        Cache::destroy(cache);
+    }
+
+    /// Unregisters `pool` (removing `pools/<name>/`) and destroys it (see
+    /// [`Mempool::destroy`]).
+    pub fn destroy_pool(&self, pool: Arc<Mempool>) {
+        drop(
+            self.pools
+                .remove(pool.name(), |e| Arc::ptr_eq(&e.pool, &pool)),
+        );
+        Mempool::destroy(pool);
+    }
+
+    /// Writes the pools summary table (`poolinfo`).
+    pub fn write_poolinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "poolinfo - version: 1")?;
+        writeln!(
+            f,
+            "# name              min_nr curr_nr outstanding alloc_backend alloc_reserve \
+             waits wakeups failures free_reserve free_backend backend"
+        )?;
+        self.pools.for_each(|e| {
+            let s = e.pool.stats();
+            write!(
+                f,
+                "{:<17} {:>7} {:>7} {:>11} {:>13} {:>13} {:>5} {:>7} {:>8} {:>12} {:>12} ",
+                e.pool.name().to_str().unwrap_or("?"),
+                s.min_nr,
+                s.curr_nr,
+                s.outstanding,
+                s.alloc_backend,
+                s.alloc_reserve,
+                s.waits,
+                s.wakeups,
+                s.failures,
+                s.free_reserve,
+                s.free_backend
+            )?;
+            e.pool.describe_backend(f)?;
+            writeln!(f)
+        })
+    }
+
+    /// Writes every registered cache as `/proc/slabinfo` does.
+    pub fn write_slabinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "slabinfo - version: 2.1")?;
+        writeln!(
+            f,
+            "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> \
+             : tunables <limit> <batchcount> <sharedfactor> \
+             : slabdata <active_slabs> <num_slabs> <sharedavail>"
+        )?;
+        self.entries.for_each(|e| {
+            let s = e.cache.stats();
+            writeln!(
+                f,
+                "{:<17} {:>6} {:>6} {:>6} {:>4} {:>4} : tunables {:>4} {:>4} {:>4} : slabdata {:>6} {:>6} {:>6}",
+                e.cache.name().to_str().unwrap_or("?"),
+                s.active_objs,
+                s.num_objs,
+                e.cache.layout().size,
+                s.objperslab,
+                s.pagesperslab,
+                0,
+                0,
+                0,
+                s.active_slabs,
+                s.num_slabs,
+                0
+            )
         })
     }
 }
 
-/// A file's callbacks and data; what the C side's `file` pointer points to.
-#[repr(C)]
-struct Node<T: 'static> {
-    /// First, so that a pointer to it is a pointer to the node.
-    ops: DfsOps,
-    data: T,
-    show: Option<&'static Show<T>>,
-    store: Option<&'static Store<T>>,
-}
-
-/// A debugfs file and its data. The file is removed, waiting for calls in
-/// progress, before the data is dropped (fields drop in order).
-pub struct File<T: 'static> {
-    _entry: Entry,
-    _node: KBox<Node<T>>,
-}
-
-/// Shows the node's data through its `show` callback.
-struct Shown<'a, T: 'static>(&'a Node<T>);
-
-impl<T: 'static> fmt::Display for Shown<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.show {
-            Some(show) => show(&self.0.data, f),
-            None => Ok(()),
-        }
+/// Writes one cache's `stats` file: `name value` lines.
+fn write_stats(cache: &Cache, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let l = cache.layout();
+    let s = cache.stats();
+    let (fail_next, fail_percent) = cache.fault().settings();
+    let lines: [(&str, usize); 22] = [
+        ("object_size", l.object_size),
+        ("size", l.size),
+        ("align", l.align),
+        ("order", l.order as usize),
+        ("min_order", l.min_order as usize),
+        ("objects_per_slab", s.objperslab),
+        ("flags", cache.flags().bits() as usize),
+        ("min_partial", cache.min_partial()),
+        ("active_objs", s.active_objs),
+        ("num_objs", s.num_objs),
+        ("active_slabs", s.active_slabs),
+        ("num_slabs", s.num_slabs),
+        ("partial_slabs", s.partial_slabs),
+        ("empty_slabs", s.empty_slabs),
+        ("pages", s.pages),
+        ("cached_objs", s.cached_objs),
+        ("depot_objs", s.depot_objs),
+        ("quarantined_objs", s.quarantined_objs),
+        ("fail_next", fail_next as usize),
+        ("fail_percent", fail_percent as usize),
+        ("object_footprint", cache.object_footprint()),
+        ("fixed_footprint", cache.fixed_footprint()),
+    ];
+    writeln!(f, "name {}", cache.name().to_str().unwrap_or("?"))?;
+    for (name, value) in lines {
+        writeln!(f, "{name} {value}")?;
     }
-}
-
-/// # Safety
-///
-/// `m` is a live `seq_file` being shown, and `ops` the `ops` of a live
-/// `Node<T>` (debugfs calls it only between the file's creation and the end
-/// of its removal, and the node outlives both).
-unsafe extern "C" fn show_trampoline<T: 'static>(
-    m: *mut bindings::seq_file,
-    ops: *const DfsOps,
-) -> i32 {
-    // SAFETY: The caller's promise; `ops` is the node's first field.
-    let node = unsafe { &*ops.cast::<Node<T>>() };
-    // SAFETY: The caller's promise; only this thread uses `m` now.
-    let seq = unsafe { SeqFile::from_raw(m) };
-    seq_print!(seq, "{}", Shown(node));
-    0
-}
-
-/// # Safety
-///
-/// `ops` is the `ops` of a live `Node<T>` (as for [`show_trampoline`]), and
-/// `buf` a user pointer of `len` bytes.
-unsafe extern "C" fn store_trampoline<T: 'static>(
-    ops: *const DfsOps,
-    buf: *const c_void,
-    len: usize,
-) -> isize {
-    // SAFETY: The caller's promise; `ops` is the node's first field.
-    let node = unsafe { &*ops.cast::<Node<T>>() };
-    let Some(store) = node.store else {
-        return EPERM.to_errno() as isize;
-    };
-    let mut reader = UserSlice::new(UserPtr::from_addr(buf as usize), len).reader();
-    match store(&node.data, &mut reader) {
-        Ok(()) => len as isize,
-        Err(e) => e.to_errno() as isize,
+    for (name, value) in STAT_NAMES.iter().zip(s.events.iter()) {
+        writeln!(f, "{name} {value}")?;
     }
+    Ok(())
+}
+
+/// Writes one pool's `stats` file: `name value` lines.
+fn write_pool_stats(pool: &Mempool, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let s = pool.stats();
+    writeln!(f, "name {}", pool.name().to_str().unwrap_or("?"))?;
+    write!(f, "backend ")?;
+    pool.describe_backend(f)?;
+    writeln!(f)?;
+    let lines: [(&str, u64); 11] = [
+        ("min_nr", s.min_nr as u64),
+        ("curr_nr", s.curr_nr as u64),
+        ("outstanding", s.outstanding as u64),
+        ("alloc_backend", s.alloc_backend),
+        ("alloc_reserve", s.alloc_reserve),
+        ("waits", s.waits),
+        ("wakeups", s.wakeups),
+        ("failures", s.failures),
+        ("free_reserve", s.free_reserve),
+        ("free_backend", s.free_backend),
+        ("footprint", pool.footprint() as u64),
+    ];
+    for (name, value) in lines {
+        writeln!(f, "{name} {value}")?;
+    }
+    Ok(())
 }

@@ -13,13 +13,19 @@
 //! unloaded under one (`delete_module` fails with `EWOULDBLOCK`, which
 //! `rmmod` reports as "in use").
 
-use crate::debugfs;
+pub mod handles;
+pub mod object;
+pub mod quota;
+pub mod session;
+pub mod uapi;
+
+use crate::debugfs::file;
+use crate::debugfs::Registry;
+use crate::device::quota::Global;
+use crate::device::session::Session;
+use crate::device::uapi::{Bulk, CacheCreate, CacheInfo, HandleArg, Info, ObjAlloc, ObjIo};
+use crate::device::uapi::{PoolCreate, PoolInfo, PoolResize};
 use crate::kmalloc::Kmalloc;
-use crate::quota::Global;
-use crate::registry::Registry;
-use crate::session::Session;
-use crate::uapi::{self, Bulk, CacheCreate, CacheInfo, HandleArg, Info, ObjAlloc, ObjIo};
-use crate::uapi::{PoolCreate, PoolInfo, PoolResize};
 use kernel::fs::File;
 use kernel::ioctl::{_IOC_NR, _IOC_TYPE};
 use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
@@ -47,7 +53,7 @@ pub struct Shared {
 #[pin_data]
 pub struct Device {
     shared: Arc<Shared>,
-    _usage: debugfs::File<Arc<Global>>,
+    _usage: file::File<Arc<Global>>,
     #[pin]
     misc: MiscDeviceRegistration<Session>,
 }

@@ -12,14 +12,14 @@
 //! allocator down with large allocations live reports them and leaves their
 //! pages allocated: memory still in use is never given back.
 
+use crate::cache::debug;
+use crate::cache::fault::FaultInject;
+use crate::cache::flags::CacheFlags;
+use crate::cache::kasan;
+use crate::cache::layout::{get_order, slab_bytes};
 use crate::cache::Cache;
-use crate::debug;
-use crate::fault::FaultInject;
-use crate::flags::CacheFlags;
-use crate::kasan;
-use crate::layout::{get_order, slab_bytes};
+use crate::page::Pages;
 use crate::sys;
-use core::ffi::c_void;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use kernel::alloc::Flags;
@@ -187,7 +187,7 @@ impl Kmalloc {
     fn alloc_large(&self, size: usize, gfp: kernel::bindings::gfp_t) -> Result<NonNull<u8>> {
         sys::might_alloc(|| gfp);
         let order = get_order(size);
-        if order > crate::layout::MAX_ORDER || self.large_fault.should_fail() {
+        if order > crate::cache::layout::MAX_ORDER || self.large_fault.should_fail() {
             return Err(ENOMEM);
         }
         // As the kernel's `__kmalloc_large_node()`: bits no slab may be asked
@@ -198,16 +198,12 @@ impl Kmalloc {
             debug::report(c"kmalloc", what, core::ptr::null());
         }
         let gfp = gfp & !bug;
-        // SAFETY: Any node and order are accepted; failure gives NULL.
-        let ptr = unsafe { sys::rslab_pages_alloc(sys::numa_mem_id(), gfp, order) };
-        let addr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
-        // SAFETY: The head page of pages just allocated, ours alone; freeing
-        // them (`rslab_pages_free`) clears the mark and the tag.
-        unsafe {
-            sys::rslab_set_page_private(ptr, large_mark(order) as *mut c_void);
-            sys::rslab_set_page_tag(ptr, self.large_tag);
-            sys::rslab_account_slab(ptr, order, 1);
-        }
+        let pages = Pages::alloc(sys::numa_mem_id(), gfp, order).ok_or(ENOMEM)?;
+        pages.set_marks(large_mark(order), self.large_tag);
+        pages.account_slab(1);
+        // Owned by the caller's allocation from here on: `free` takes the
+        // pages back.
+        let addr = pages.into_raw();
         self.large_pages.fetch_add(1 << order, Relaxed);
         // The pages' tail past the size asked for is out of bounds.
         let used = size.next_multiple_of(8);
@@ -281,11 +277,10 @@ impl Kmalloc {
                 self.large_pages.fetch_sub(1 << order, Relaxed);
                 sys::kmemleak_free(ptr.as_ptr());
                 // SAFETY: The start of a live large allocation (the caller's
-                // promise, and its mark), of this order; freed once.
-                unsafe {
-                    sys::rslab_account_slab(ptr.as_ptr().cast(), order, -1);
-                    sys::rslab_pages_free(ptr.as_ptr().cast(), order);
-                }
+                // promise, and its mark), whose pages `alloc_large` gave up
+                // with this order; taken back once.
+                let pages = unsafe { Pages::from_raw(ptr, order) };
+                pages.account_slab(-1);
             }
             None => debug::report(
                 c"kmalloc",
@@ -306,5 +301,99 @@ impl PinnedDrop for Kmalloc {
             let what = fmt!("{pages} pages of large allocations still live at unload");
             debug::report(c"kmalloc", what, core::ptr::null());
         }
+    }
+}
+
+#[cfg(rslab_kunit)]
+#[kunit_tests(rslab_kmalloc)]
+mod tests {
+    use crate::cache::debug::REPORTS;
+    use crate::kmalloc::{size_class, Kmalloc, SIZE_CLASSES};
+    use core::sync::atomic::Ordering::Relaxed;
+    use kernel::prelude::*;
+
+    #[test]
+    fn sizes_map_to_the_smallest_fitting_class() {
+        assert_eq!(size_class(1), Some(0));
+        assert_eq!(size_class(8), Some(0));
+        assert_eq!(size_class(9), Some(1));
+        assert_eq!(size_class(97), Some(5));
+        assert_eq!(size_class(8192), Some(SIZE_CLASSES.len() - 1));
+        assert_eq!(size_class(8193), None);
+        // The table and the powers of two agree with the class list for
+        // every size: the smallest class that holds it.
+        for size in 1..=8193 {
+            let want = SIZE_CLASSES.iter().position(|&class| class >= size);
+            assert_eq!(size_class(size), want);
+        }
+    }
+
+    /// `kfree()` of what is not a kmalloc allocation of this allocator is
+    /// reported and ignored: a SLUB object, a vmalloc, a stack address, a
+    /// page of the page allocator, another cache's object, and a pointer
+    /// into (not at the start of) a large allocation.
+    #[test]
+    fn foreign_kfrees_are_reported_and_ignored() -> Result {
+        let km = KBox::pin_init(Kmalloc::new(Kmalloc::class_cache), GFP_KERNEL)?;
+        let other = Kmalloc::class_cache(c"rslab_test_kfree_other", 64)?;
+        let of_other = other.alloc(GFP_KERNEL)?;
+        let large = km.alloc(100_000, GFP_KERNEL)?;
+        // SAFETY: Inside the large allocation, one page in.
+        let inside = unsafe { large.add(4096) };
+        let (slub, vmalloc, stack) = (
+            KBox::new([0u8; 64], GFP_KERNEL)?,
+            VBox::new([0u8; 64], GFP_KERNEL)?,
+            [0u8; 64],
+        );
+        let (ptrs, page) =
+            crate::cache::tests::cache_tests::foreign_pointers(&slub, &vmalloc, &stack)?;
+        let (before, pages) = (REPORTS.load(Relaxed), km.large_pages());
+        for &p in Iterator::chain(ptrs.iter(), [&of_other, &inside]) {
+            // SAFETY: Not an allocation of `km`: what the check catches.
+            unsafe { km.free(p) };
+        }
+        assert_eq!(REPORTS.load(Relaxed), before + 6);
+        assert_eq!(km.large_pages(), pages);
+        // SAFETY: Live, freed once each.
+        unsafe {
+            km.free(large);
+            other.free(of_other);
+        }
+        crate::cache::tests::cache_tests::free_page(page);
+        Ok(())
+    }
+
+    #[test]
+    fn alloc_ksize_free_across_classes_and_large() -> Result {
+        let km = KBox::pin_init(Kmalloc::new(Kmalloc::class_cache), GFP_KERNEL)?;
+        assert_eq!(km.alloc(0, GFP_KERNEL), Err(EINVAL));
+        // (size, ksize): the class, or the pages of a large allocation.
+        let sizes = [
+            (1, 8),
+            (8, 8),
+            (9, 16),
+            (100, 128),
+            (4096, 4096),
+            (8192, 8192),
+            (8193, 16384),
+            (100_000, 131_072),
+        ];
+        for (size, want) in sizes {
+            let p = km.alloc(size, GFP_KERNEL | __GFP_ZERO)?;
+            // SAFETY: `p` is a live allocation of `km`.
+            let usable = unsafe { km.ksize(p) };
+            assert_eq!(usable, want);
+            // SAFETY: `usable` bytes are ours, zeroed by __GFP_ZERO.
+            let bytes = unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), usable) };
+            assert!(bytes[..size].iter().all(|&b| b == 0));
+            bytes.fill(0xa5);
+            let large = size > 8192;
+            let has_large_pages = km.large_pages() > 0;
+            assert_eq!(has_large_pages, large);
+            // SAFETY: Live, freed once.
+            unsafe { km.free(p) };
+        }
+        assert_eq!(km.large_pages(), 0);
+        Ok(())
     }
 }

@@ -17,9 +17,13 @@
 //! counts outstanding elements, so destroying it reports any not returned;
 //! and every step is counted (see [`PoolStats`]).
 
+#[cfg(rslab_kunit)]
+mod tests;
+
+use crate::cache::fault::FaultInject;
 use crate::cache::Cache;
-use crate::fault::FaultInject;
 use crate::kmalloc::Kmalloc;
+use crate::page::Pages;
 use crate::sys;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
@@ -65,7 +69,7 @@ impl Backend {
         match self {
             Backend::Cache(c) => c.layout().object_size,
             Backend::Kmalloc(_, size) => *size,
-            Backend::Pages(order, _) => crate::layout::slab_bytes(*order),
+            Backend::Pages(order, _) => crate::cache::layout::slab_bytes(*order),
         }
     }
 
@@ -75,7 +79,7 @@ impl Backend {
         match self {
             Backend::Cache(c) => c.object_footprint(),
             Backend::Kmalloc(km, size) => km.footprint(*size),
-            Backend::Pages(order, _) => crate::layout::slab_bytes(*order),
+            Backend::Pages(order, _) => crate::cache::layout::slab_bytes(*order),
         }
     }
 
@@ -96,10 +100,9 @@ impl Backend {
                 if fault.should_fail() {
                     return Err(ENOMEM);
                 }
-                // SAFETY: Any node, flags and order are accepted; failure
-                // gives NULL.
-                let p = unsafe { sys::rslab_pages_alloc(sys::numa_mem_id(), gfp, *order) };
-                NonNull::new(p.cast()).ok_or(ENOMEM)
+                let pages = Pages::alloc(sys::numa_mem_id(), gfp, *order).ok_or(ENOMEM)?;
+                // The element owns them: `free` takes them back.
+                Ok(pages.into_raw())
             }
         }
     }
@@ -111,18 +114,16 @@ impl Backend {
     unsafe fn free(&self, element: NonNull<u8>) {
         // A reserve element is poisoned while it waits (see `Reserve`).
         if cfg!(CONFIG_KASAN_GENERIC) {
-            crate::kasan::unpoison(element.as_ptr(), self.element_size());
+            crate::cache::kasan::unpoison(element.as_ptr(), self.element_size());
         }
         match self {
             // SAFETY: The caller's promise.
             Backend::Cache(c) => unsafe { c.free(element) },
             // SAFETY: The caller's promise.
             Backend::Kmalloc(km, _) => unsafe { km.free(element) },
-            // SAFETY: The caller's promise: pages of this order from
-            // `rslab_pages_alloc`.
-            Backend::Pages(order, _) => unsafe {
-                sys::rslab_pages_free(element.as_ptr().cast(), *order)
-            },
+            // SAFETY: The caller's promise: pages of this order that
+            // `alloc` gave up; taken back once.
+            Backend::Pages(order, _) => drop(unsafe { Pages::from_raw(element, *order) }),
         }
     }
 }
@@ -143,7 +144,7 @@ impl Reserve {
     fn push(&mut self, element: NonNull<u8>, size: impl FnOnce() -> usize) -> bool {
         let pushed = self.elements.push_within_capacity(element).is_ok();
         if cfg!(CONFIG_KASAN_GENERIC) && pushed {
-            crate::kasan::poison_free(element.as_ptr(), size());
+            crate::cache::kasan::poison_free(element.as_ptr(), size());
         }
         pushed
     }
@@ -159,7 +160,7 @@ impl Reserve {
             }
         }
         if cfg!(CONFIG_KASAN_GENERIC) {
-            crate::kasan::unpoison(element.as_ptr(), size());
+            crate::cache::kasan::unpoison(element.as_ptr(), size());
         }
         Some(element)
     }
@@ -278,7 +279,7 @@ unsafe impl Send for Mempool {}
 
 /// The largest `min_nr` of a pool: bounds the reserve array (and the time
 /// spent filling it) whatever a caller asks for.
-pub const MAX_MIN_NR: usize = crate::uapi::MAX_POOL_MIN_NR as usize;
+pub const MAX_MIN_NR: usize = crate::device::uapi::MAX_POOL_MIN_NR as usize;
 
 impl Mempool {
     /// Creates a pool of `min_nr` elements from `backend`, all allocated
@@ -339,7 +340,7 @@ impl Mempool {
     pub fn footprint_for(backend: &Backend, min_nr: usize) -> usize {
         let array = capacity(min_nr) * size_of::<NonNull<u8>>();
         let elements = min_nr.saturating_mul(backend.footprint());
-        (size_of::<Self>() + crate::debugfs::DIR_BYTES + array).saturating_add(elements)
+        (size_of::<Self>() + crate::debugfs::file::DIR_BYTES + array).saturating_add(elements)
     }
 
     /// What this pool pins now, as [`Mempool::footprint_for`] counts it:
@@ -602,7 +603,7 @@ impl PinnedDrop for Mempool {
         let outstanding = self.counters.outstanding.load(Relaxed);
         if outstanding > 0 {
             let what = fmt!("{outstanding} elements still outstanding at destroy");
-            crate::debug::report(&self.name, what, core::ptr::null());
+            crate::cache::debug::report(&self.name, what, core::ptr::null());
         }
         let elements = core::mem::replace(&mut self.lock_reserve().elements, KVVec::new());
         for element in elements {

@@ -11,7 +11,6 @@
  * soundness is argued. Nothing here keeps state.
  */
 
-#include <kunit/test-bug.h>
 #include <linux/completion.h>
 #include <linux/debugfs.h>
 #include <linux/cpuhotplug.h>
@@ -35,16 +34,6 @@
 #include <linux/workqueue.h>
 
 #include "rslab_helpers.h"
-
-/*
- * Reports (see rust/debug.rs). A report made by a KUnit test is one the
- * test provoked and counts, so it is neither printed nor tainting, as
- * slab_add_kunit_errors() makes SLUB's own tests' reports.
- */
-bool rslab_report_in_kunit(void)
-{
-	return kunit_get_current_test() != NULL;
-}
 
 /*
  * Whether this report may be printed: at most DEFAULT_RATELIMIT_BURST in
@@ -71,7 +60,7 @@ void rslab_report_taint(void)
 }
 
 /*
- * debugfs files owned by this module (see rust/debugfs.rs). The 7.3 kernel
+ * debugfs files owned by this module (see rust/debugfs/file.rs). The 7.3 kernel
  * crate's debugfs file_operations set no .owner, so an open debugfs file
  * pins nothing: after rmmod, its release runs in freed module text. These
  * file_operations name THIS_MODULE, so debugfs's proxy takes a module
@@ -126,7 +115,7 @@ void rslab_dfs_remove(struct dentry *dentry)
 }
 
 /*
- * CPU hotplug (see rust/hotplug.rs): a dynamic multi-instance state in the
+ * CPU hotplug (see rust/cache/hotplug.rs): a dynamic multi-instance state in the
  * PREPARE section, whose teardown runs on a control CPU once a CPU is dead,
  * for each instance (each cache), as SLUB's slub_cpu_dead(). Returns the
  * state (> 0) or an errno.
@@ -288,7 +277,7 @@ void rslab_account_slab(void *addr, unsigned int order, int sign)
 
 #ifdef CONFIG_KASAN_GENERIC
 /*
- * Generic KASAN's shadow, for rslab's objects (see rust/kasan.rs). The
+ * Generic KASAN's shadow, for rslab's objects (see rust/cache/kasan.rs). The
  * exported kasan_poison() sets the shadow of a granule-aligned range; its
  * prototype is in mm/kasan/kasan.h, which a module cannot include, and so
  * are the shadow values, which are repeated here.
@@ -339,12 +328,6 @@ void rslab_kasan_loud(void)
 	kasan_enable_current();
 }
 #endif
-
-/* cond_resched(), a macro: the bench yields between its runs. */
-void rslab_cond_resched(void)
-{
-	cond_resched();
-}
 
 /* might_alloc(): lockdep's reclaim map and the sleep checker see @gfp. */
 void rslab_might_alloc(gfp_t gfp)
@@ -580,129 +563,4 @@ bool rslab_waitq_sleep(struct wait_queue_head *wq, struct wait_queue_entry *entr
 void rslab_waitq_wake(struct wait_queue_head *wq)
 {
 	wake_up(wq);
-}
-
-/*
- * Benchmark threads (rust/bench_loops.rs): kthreads started together. The
- * kernel crate has no kthread abstraction. Each thread waits for one shared
- * completion, so none starts its loop before all exist, then runs
- * @fn(@arg, index) and signals its own completion.
- */
-struct rslab_bench_thread {
-	struct completion *start;
-	struct completion done;
-	void (*fn)(void *arg, unsigned int idx);
-	void *arg;
-	unsigned int idx;
-};
-
-static int rslab_bench_thread_fn(void *data)
-{
-	struct rslab_bench_thread *t = data;
-
-	wait_for_completion(t->start);
-	t->fn(t->arg, t->idx);
-	/* Completes and exits without returning into module code. */
-	kthread_complete_and_exit(&t->done, 0);
-}
-
-/*
- * Runs @fn on @n kthreads released together: with @bind, thread i is bound
- * to the i-th online CPU; without, the threads may run anywhere (and move
- * themselves with rslab_bench_move_to()). Returns 0 once every thread has
- * finished, or a negative errno if they could not all be created, in which
- * case none ran @fn.
- */
-int rslab_bench_threads(void (*fn)(void *arg, unsigned int idx), void *arg, unsigned int n,
-			bool bind)
-{
-	DECLARE_COMPLETION_ONSTACK(start);
-	struct task_struct **tasks;
-	struct rslab_bench_thread *t;
-	unsigned int i, made = 0;
-	int err = 0;
-
-	t = kcalloc(n, sizeof(*t), GFP_KERNEL);
-	tasks = kcalloc(n, sizeof(*tasks), GFP_KERNEL);
-	if (!t || !tasks) {
-		err = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		int cpu = bind ? rslab_bench_nth_online_cpu(i) : -1;
-
-		t[i] = (struct rslab_bench_thread){ .start = &start, .fn = fn, .arg = arg, .idx = i };
-		init_completion(&t[i].done);
-		if (bind && cpu < 0) {
-			err = -ENODEV;
-			break;
-		}
-		tasks[i] = bind ? kthread_create_on_cpu(rslab_bench_thread_fn, &t[i], cpu,
-							"rslab_bench/%u") :
-				  kthread_create(rslab_bench_thread_fn, &t[i], "rslab_bench");
-		if (IS_ERR(tasks[i])) {
-			err = PTR_ERR(tasks[i]);
-			break;
-		}
-		made++;
-	}
-	if (err) {
-		/* Never woken, so stopping them skips @fn. */
-		for (i = 0; i < made; i++)
-			kthread_stop(tasks[i]);
-		goto out;
-	}
-	for (i = 0; i < n; i++)
-		wake_up_process(tasks[i]);
-	complete_all(&start);
-	for (i = 0; i < n; i++)
-		wait_for_completion(&t[i].done);
-out:
-	kfree(tasks);
-	kfree(t);
-	return err;
-}
-
-/* The @n-th online CPU (from 0), or -1 if fewer are online. */
-int rslab_bench_nth_online_cpu(unsigned int n)
-{
-	unsigned int cpu = cpumask_nth(n, cpu_online_mask);
-
-	return cpu < nr_cpu_ids ? cpu : -1;
-}
-
-unsigned int rslab_bench_online_cpus(void)
-{
-	return num_online_cpus();
-}
-
-/* Moves the calling task to @cpu; it runs there when this returns 0. */
-int rslab_bench_move_to(unsigned int cpu)
-{
-	if (cpu >= nr_cpu_ids || !cpu_online(cpu))
-		return -EINVAL;
-	return set_cpus_allowed_ptr(current, cpumask_of(cpu));
-}
-
-/*
- * Reads the start of the file at @path into @buf (NUL-terminated), for
- * SLUB's own per-cache counters under /sys/kernel/slab/, which have no
- * exported in-kernel accessor. Returns the length or a negative errno.
- */
-ssize_t rslab_bench_read_file(const char *path, char *buf, size_t len)
-{
-	struct file *f;
-	loff_t pos = 0;
-	ssize_t n;
-
-	if (!len)
-		return -EINVAL;
-	f = filp_open(path, O_RDONLY, 0);
-	if (IS_ERR(f))
-		return PTR_ERR(f);
-	n = kernel_read(f, buf, len - 1, &pos);
-	filp_close(f, NULL);
-	if (n >= 0)
-		buf[n] = '\0';
-	return n;
 }

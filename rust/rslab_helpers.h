@@ -12,7 +12,7 @@
 
 struct dentry;
 struct seq_file;
-/* The start of a Rust debugfs file (rust/debugfs.rs): its callbacks. */
+/* The start of a Rust debugfs file (rust/debugfs/file.rs): its callbacks. */
 struct rslab_dfs_ops {
 	int (*show)(struct seq_file *m, const struct rslab_dfs_ops *file);
 	ssize_t (*store)(const struct rslab_dfs_ops *file, const char __user *buf, size_t len);
@@ -26,7 +26,6 @@ int rslab_cpuhp_setup(int (*dead)(unsigned int cpu, struct hlist_node *node));
 void rslab_cpuhp_remove(int state);
 int rslab_cpuhp_add(int state, struct hlist_node *node);
 void rslab_cpuhp_del(int state, struct hlist_node *node);
-bool rslab_report_in_kunit(void);
 bool rslab_report_ratelimit(void);
 void rslab_report_stack(void);
 void rslab_report_taint(void);
@@ -50,10 +49,10 @@ gfp_t rslab_gfp_opportunistic(gfp_t gfp);
 gfp_t rslab_gfp_try_node(gfp_t gfp);
 gfp_t rslab_gfp_user(bool nowait);
 bool rslab_node_has_memory(int nid);
+bool rslab_report_in_kunit(void);
 void rslab_kunit_skip(const char *why);
 void rslab_account_slab(void *addr, unsigned int order, int sign);
 void rslab_might_alloc(gfp_t gfp);
-void rslab_cond_resched(void);
 bool rslab_init_on_alloc(void);
 bool rslab_init_on_free(void);
 void rslab_kasan_poison(const void *addr, size_t size, bool free);
@@ -82,6 +81,9 @@ bool rslab_fatal_signal_pending(void);
 bool rslab_waitq_sleep(struct wait_queue_head *wq, struct wait_queue_entry *entry,
 		       unsigned int ms);
 void rslab_waitq_wake(struct wait_queue_head *wq);
+
+/* rslab_bench.ko only (rslab_bench_helpers.c). */
+void rslab_bench_cond_resched(void);
 int rslab_bench_threads(void (*fn)(void *arg, unsigned int idx), void *arg, unsigned int n,
 			bool bind);
 int rslab_bench_nth_online_cpu(unsigned int n);

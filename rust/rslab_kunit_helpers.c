@@ -3,6 +3,18 @@
 #include "rslab_helpers.c"
 
 #include <kunit/test.h>
+#include <kunit/test-bug.h>
+
+/*
+ * Reports (see rust/cache/debug.rs). A report made by a KUnit test is one
+ * the test provoked and counts, so it is neither printed nor tainting, as
+ * slab_add_kunit_errors() makes SLUB's own tests' reports. (rslab.ko runs no
+ * test, so it prints every report.)
+ */
+bool rslab_report_in_kunit(void)
+{
+	return kunit_get_current_test() != NULL;
+}
 
 /*
  * Marks the running KUnit case skipped, with @why: for a case whose subject

@@ -7,56 +7,28 @@
 //! debug features, and kmalloc-style size classes. See
 //! `Documentation/rslab.rst` for the design.
 
+use cache::flags::CacheFlags;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::Relaxed;
-use debugfs::File;
-use device::{Device, Shared};
-use flags::CacheFlags;
+use debugfs::file::File;
+use debugfs::Registry;
+use device::{quota, Device, Shared};
 use kernel::alloc::KVVec;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kmalloc::Kmalloc;
 use mempool::Backend;
-use registry::Registry;
 
+#[cfg(rslab_bench)]
 mod bench;
-mod bench_loops;
-mod bench_memory;
-mod bench_sides;
 pub mod cache;
-mod debug;
-mod debugfs;
+pub mod debugfs;
 pub mod device;
-pub mod fault;
-pub mod flags;
-pub mod handles;
-mod hotplug;
-#[cfg(rslab_kunit)]
-mod irq_tests;
-mod kasan;
-#[cfg(rslab_kunit)]
-mod kasan_tests;
 pub mod kmalloc;
-pub mod layout;
 pub mod mempool;
-mod names;
-mod node;
-pub mod object;
-mod percpu;
-#[cfg(rslab_kunit)]
-mod provoke;
-mod quarantine;
-pub mod quota;
-pub mod registry;
-pub mod session;
-mod shrinker;
-mod slab;
-pub mod stats;
+mod page;
 mod sys;
-#[cfg(rslab_kunit)]
-mod tests;
 pub mod typed_cache;
-pub mod uapi;
 
 module! {
     type: Rslab,
@@ -106,14 +78,16 @@ module! {
 pub struct Rslab {
     _device: Option<Pin<KBox<Device>>>,
     _files: KVec<File<Arc<Registry>>>,
+    /// The bench module's benchmark (see `bench.rs`).
+    #[cfg(rslab_bench)]
     _bench: File<Arc<bench::Bench>>,
     warm: KVVec<NonNull<u8>>,
     kmalloc: Arc<Kmalloc>,
     registry: Arc<Registry>,
     /// The test module's deliberate bugs (see `provoke.rs`).
     #[cfg(rslab_kunit)]
-    _provoke: File<Arc<provoke::Provoke>>,
-    _hotplug: hotplug::Hotplug,
+    _provoke: File<Arc<debugfs::provoke::Provoke>>,
+    _hotplug: cache::hotplug::Hotplug,
 }
 
 // SAFETY: The held pointers are objects of `kmalloc`, owned by the module
@@ -125,7 +99,7 @@ unsafe impl Sync for Rslab {}
 impl kernel::Module for Rslab {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         // Before any cache, so that every cache flushes a dead CPU's sheaf.
-        let hotplug = hotplug::Hotplug::register()?;
+        let hotplug = cache::hotplug::Hotplug::register()?;
         let registry = Arc::pin_init(Registry::new()?, GFP_KERNEL)?;
         let kmalloc = Arc::pin_init(
             Kmalloc::new(|name, size| registry.create(name, size, 8, CacheFlags::NONE, None)),
@@ -136,14 +110,14 @@ impl kernel::Module for Rslab {
         let slabinfo = &|r: &Arc<Registry>, f: &mut kernel::fmt::Formatter<'_>| r.write_slabinfo(f);
         let poolinfo = &|r: &Arc<Registry>, f: &mut kernel::fmt::Formatter<'_>| r.write_poolinfo(f);
         let slabinfo_file = root.read_callback_file(c"slabinfo", registry.clone(), slabinfo);
-        registry::push_file(&mut files, slabinfo_file)?;
+        debugfs::push_file(&mut files, slabinfo_file)?;
         let poolinfo_file = root.read_callback_file(c"poolinfo", registry.clone(), poolinfo);
-        registry::push_file(&mut files, poolinfo_file)?;
+        debugfs::push_file(&mut files, poolinfo_file)?;
         let reports = &|_: &Arc<Registry>, f: &mut kernel::fmt::Formatter<'_>| {
-            writeln!(f, "{}", debug::REPORTS.load(Relaxed))
+            writeln!(f, "{}", cache::debug::REPORTS.load(Relaxed))
         };
         let reports_file = root.read_callback_file(c"reports", registry.clone(), reports);
-        registry::push_file(&mut files, reports_file)?;
+        debugfs::push_file(&mut files, reports_file)?;
         let limits = quota::Limits {
             objects: module_parameters::max_objects.value(),
             bytes: module_parameters::max_bytes.value(),
@@ -158,10 +132,11 @@ impl kernel::Module for Rslab {
         };
         let shared = Arc::new(shared, GFP_KERNEL)?;
         #[cfg(rslab_kunit)]
-        let provoke = provoke::Provoke::file(root)?;
+        let provoke = debugfs::provoke::Provoke::file(root)?;
         let mut state = Rslab {
             _device: None,
             _files: files,
+            #[cfg(rslab_bench)]
             _bench: bench::Bench::file(root, kmalloc.clone())?,
             warm: KVVec::new(),
             kmalloc,

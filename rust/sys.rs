@@ -6,14 +6,15 @@
 //! abstraction, so rslab links a tiny C object that wraps each primitive in a
 //! function (see the comments there). This file declares them and wraps the
 //! ones that are safe to call with any argument in safe functions; the rest
-//! stay `unsafe` and are used only by [`crate::percpu`] and [`crate::slab`].
+//! stay `unsafe`, for the layers that own what they touch (see "Where the
+//! unsafe code is" in `Documentation/rslab.rst`).
 
 use core::ffi::c_void;
 use kernel::alloc::Flags;
 use kernel::bindings;
 
 /// The start of an rslab debugfs file: its callbacks, which the C side
-/// calls with the file (see `crate::debugfs`).
+/// calls with the file (see `crate::debugfs::file`).
 #[repr(C)]
 pub(crate) struct DfsOps {
     pub(crate) show: Option<unsafe extern "C" fn(*mut bindings::seq_file, *const DfsOps) -> i32>,
@@ -39,7 +40,6 @@ extern "C" {
     pub(crate) fn rslab_cpuhp_remove(state: i32);
     pub(crate) fn rslab_cpuhp_add(state: i32, node: *mut bindings::hlist_node) -> i32;
     pub(crate) fn rslab_cpuhp_del(state: i32, node: *mut bindings::hlist_node);
-    fn rslab_report_in_kunit() -> bool;
     fn rslab_report_ratelimit() -> bool;
     fn rslab_report_stack();
     fn rslab_report_taint();
@@ -86,32 +86,21 @@ extern "C" {
         killable: bool,
     );
     fn rslab_fatal_signal_pending() -> bool;
-    fn rslab_cond_resched();
     pub(crate) fn rslab_waitq_sleep(
         wq: *mut bindings::wait_queue_head,
         entry: *mut bindings::wait_queue_entry,
         ms: u32,
     ) -> bool;
     pub(crate) fn rslab_waitq_wake(wq: *mut bindings::wait_queue_head);
-    pub(crate) fn rslab_bench_threads(
-        f: unsafe extern "C" fn(*mut c_void, u32),
-        arg: *mut c_void,
-        n: u32,
-        bind: bool,
-    ) -> i32;
-    fn rslab_bench_nth_online_cpu(n: u32) -> i32;
-    fn rslab_bench_online_cpus() -> u32;
-    fn rslab_bench_move_to(cpu: u32) -> i32;
-    pub(crate) fn rslab_bench_read_file(
-        path: *const kernel::ffi::c_char,
-        buf: *mut u8,
-        len: usize,
-    ) -> isize;
 }
 
 /// Whether the caller is a KUnit test (whose reports are counted, not
-/// printed).
+/// printed): rslab_kunit.ko's tests provoke reports on purpose.
+#[cfg(rslab_kunit)]
 pub(crate) fn report_in_kunit() -> bool {
+    extern "C" {
+        fn rslab_report_in_kunit() -> bool;
+    }
     // SAFETY: Reads `current`; callable in any context.
     unsafe { rslab_report_in_kunit() }
 }
@@ -294,13 +283,6 @@ pub(crate) fn kunit_skip(why: &kernel::str::CStr) {
     unsafe { rslab_kunit_skip(kernel::str::CStrExt::as_char_ptr(why)) }
 }
 
-/// `cond_resched()`: gives up the CPU if another task needs it (on
-/// kernels without full preemption). May sleep.
-pub(crate) fn cond_resched() {
-    // SAFETY: Called from process context (the bench's write).
-    unsafe { rslab_cond_resched() }
-}
-
 /// Whether the current task has a fatal signal pending.
 pub(crate) fn fatal_signal_pending() -> bool {
     // SAFETY: Reads `current`'s pending signals.
@@ -417,30 +399,4 @@ pub(crate) fn random_u64() -> u64 {
 pub(crate) fn random_u32() -> u32 {
     // SAFETY: No preconditions.
     unsafe { bindings::get_random_u32() }
-}
-
-/// The monotonic clock in nanoseconds (`ktime_get()`), the benchmark's
-/// timestamps on both sides.
-pub(crate) fn now_ns() -> u64 {
-    // SAFETY: No preconditions; callable from any context after boot.
-    unsafe { bindings::ktime_get() as u64 }
-}
-
-/// The `n`-th online CPU, counting from 0.
-pub(crate) fn nth_online_cpu(n: u32) -> Option<u32> {
-    // SAFETY: Reads the online mask; valid for any `n`.
-    u32::try_from(unsafe { rslab_bench_nth_online_cpu(n) }).ok()
-}
-
-/// The number of online CPUs.
-pub(crate) fn online_cpus() -> u32 {
-    // SAFETY: Reads a cpumask weight; no preconditions.
-    unsafe { rslab_bench_online_cpus() }
-}
-
-/// Moves the calling task to `cpu` (it runs there on success).
-pub(crate) fn move_to_cpu(cpu: u32) -> kernel::error::Result {
-    // SAFETY: Any `cpu` is checked by the helper; the caller may sleep, as
-    // every benchmark loop runs in process context.
-    kernel::error::to_result(unsafe { rslab_bench_move_to(cpu) })
 }

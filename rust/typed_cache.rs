@@ -28,8 +28,8 @@
 //! // Dropping `r` drops the request and frees its object.
 //! ```
 
+use crate::cache::flags::CacheFlags;
 use crate::cache::Cache;
-use crate::flags::CacheFlags;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;

@@ -2,7 +2,7 @@
 /*
  * rslab.h - the /dev/rslab ioctl ABI, version 1, for C callers.
  *
- * The same ABI as rust/uapi.rs, which the module and rslabctl compile;
+ * The same ABI as rust/device/uapi.rs, which the module and rslabctl compile;
  * `make abi-check` proves the two agree (sizes, offsets, command numbers).
  * Documentation/rslab-abi.rst describes every command.
  */

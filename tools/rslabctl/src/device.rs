@@ -2,7 +2,7 @@
 
 //! `/dev/rslab`: one open file and a typed call per command.
 //!
-//! The structs and command numbers are the module's own (`rust/uapi.rs`,
+//! The structs and command numbers are the module's own (`rust/device/uapi.rs`,
 //! compiled into this tool too). The one `unsafe` block of the tool is the
 //! `ioctl(2)` call itself.
 

@@ -14,7 +14,7 @@ mod ops;
 mod stress;
 mod top;
 mod tui;
-#[path = "../../../rust/uapi.rs"]
+#[path = "../../../rust/device/uapi.rs"]
 mod uapi;
 
 use anyhow::{Context, Result};

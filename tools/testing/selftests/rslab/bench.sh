@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Smoke test of make bench's harness (Documentation/rslab-bench.rst): the
-# in-kernel benchmark behind /sys/kernel/debug/rslab/bench runs every case
+# in-kernel benchmark of rslab_bench.ko (rslab built with the benchmark;
+# rslab.ko has none) behind /sys/kernel/debug/rslab/bench runs every case
 # with a few thousand operations and writes a valid table: every case,
 # size and side present once, every time positive and finite, the memory
 # rows present; bad commands are refused with EINVAL. The numbers are not
@@ -11,7 +12,8 @@
 source "$(dirname "$0")/ktap_helpers.sh"
 ksft_require
 
-KO=$RSLAB_MODDIR/rust/rslab.ko
+PRODUCT=$RSLAB_MODDIR/rust/rslab.ko
+KO=$RSLAB_MODDIR/rust/rslab_bench.ko
 F=/sys/kernel/debug/rslab/bench
 HEADER=case,pattern,size,side,ops,min,median,unit
 SIZES="64 256 1024"
@@ -30,10 +32,21 @@ else
 	RUN=smoke
 fi
 
+# The product module carries no benchmark: no bench file, no bench code.
+test_product_has_none() {
+	local got rc=0
+	got=$(load_errno "$PRODUCT")
+	[ "$got" = OK ] || { echo "insmod rslab.ko: $got"; return 1; }
+	[ -d /sys/kernel/debug/rslab ] || { echo "rslab.ko made no debugfs/rslab"; rc=1; }
+	[ ! -e $F ] || { echo "rslab.ko has $F"; rc=1; }
+	rmmod rslab || return 1
+	return $rc
+}
+
 test_load() {
 	local got
 	got=$(load_errno "$KO")
-	[ "$got" = OK ] || { echo "insmod rslab.ko: $got"; return 1; }
+	[ "$got" = OK ] || { echo "insmod rslab_bench.ko: $got"; return 1; }
 }
 
 test_no_run_yet() {
@@ -143,13 +156,14 @@ test_killable() {
 }
 
 test_unload() {
-	rmmod rslab || return 1
-	! module_loaded rslab
+	rmmod rslab_bench || return 1
+	! module_loaded rslab_bench
 }
 
 ktap_header
-ktap_plan 10
-ktap_test "load rslab.ko" test_load
+ktap_plan 11
+ktap_test "rslab.ko has no bench file" test_product_has_none
+ktap_test "load rslab_bench.ko" test_load
 ktap_test "bench reads as an empty table before a run" test_no_run_yet
 ktap_test "bad commands are refused with EINVAL" test_bad_input
 ktap_test "the run '$RUN' succeeds" test_smoke_run

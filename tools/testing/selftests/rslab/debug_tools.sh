@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The kernel's debugging tools see deliberate bugs in rslab objects, made
-# through rslab_kunit.ko's debugfs file "provoke" (rust/provoke.rs):
+# through rslab_kunit.ko's debugfs file "provoke" (rust/debugfs/provoke.rs):
 # kmemleak reports a leaked object exactly once, and not an object
 # referenced only from another rslab object; the sleep checker reports a
 # GFP_KERNEL allocation with a spinlock held on its first call, though the

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! KUnit tests of rslab, built only into rslab_kunit.ko (see `Kbuild`) and
-//! run when that module loads (before its init).
+//! KUnit tests of [`Cache`](crate::cache::Cache), built only into
+//! rslab_kunit.ko (see `Kbuild`) and run when that module loads (before its
+//! init).
 //!
 //! Each test makes its own caches, so they do not depend on the module's
 //! state; deliberate misuse (writes after free, double frees) is confined to
 //! debug caches, which detect it, and is counted through
-//! [`crate::debug::REPORTS`].
+//! [`crate::cache::debug::REPORTS`].
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
@@ -28,118 +29,13 @@ pub(crate) fn race_window(cache: &crate::cache::Cache, obj: NonNull<u8>) {
     }
 }
 
-#[kunit_tests(rslab_layout)]
-mod layout_tests {
-    use crate::flags::CacheFlags;
-    use crate::layout::Layout;
-    use kernel::prelude::*;
-
-    /// `(size, order, objects per slab)` that SLUB's `calculate_order()`
-    /// gives each kmalloc class with 2 present CPUs (min_objects = 12); see
-    /// `Documentation/rslab.rst`.
-    const KMALLOC_2CPUS: [(usize, u32, u32); 13] = [
-        (8, 0, 512),
-        (16, 0, 256),
-        (32, 0, 128),
-        (64, 0, 64),
-        (96, 0, 42),
-        (128, 0, 32),
-        (192, 0, 21),
-        (256, 0, 16),
-        (512, 1, 16),
-        (1024, 2, 16),
-        (2048, 3, 16),
-        (4096, 3, 8),
-        (8192, 3, 4),
-    ];
-
-    /// Whether objects carry KASAN's padding, which changes SLUB's
-    /// geometry as KASAN changes SLUB's own (then the case is skipped).
-    fn kasan_padded() -> bool {
-        if cfg!(CONFIG_KASAN_GENERIC) {
-            crate::sys::kunit_skip(c"KASAN pads every object: not SLUB's plain geometry");
-        }
-        cfg!(CONFIG_KASAN_GENERIC)
-    }
-
-    #[test]
-    fn kmalloc_classes_match_the_table() -> Result {
-        if kasan_padded() {
-            return Ok(());
-        }
-        for (size, order, objects) in KMALLOC_2CPUS {
-            let l = Layout::new(size, 8, CacheFlags::NONE, false, 2)?;
-            assert_eq!(l.size, size);
-            assert_eq!(l.order, order);
-            assert_eq!(l.objects(l.order), objects);
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn more_cpus_give_bigger_slabs() -> Result {
-        if kasan_padded() {
-            return Ok(());
-        }
-        // 64 CPUs: min_objects = 4 * (7 + 1) = 32, so 256-byte objects need
-        // two pages, as on a large machine's kmalloc-256.
-        assert_eq!(Layout::new(256, 8, CacheFlags::NONE, false, 64)?.order, 1);
-        Ok(())
-    }
-
-    #[test]
-    fn bad_parameters_are_rejected() {
-        let none = CacheFlags::NONE;
-        assert_eq!(Layout::new(0, 8, none, false, 2), Err(EINVAL));
-        assert_eq!(Layout::new(64, 3, none, false, 2), Err(EINVAL));
-        assert_eq!(Layout::new(usize::MAX / 2, 8, none, false, 2), Err(EINVAL));
-    }
-
-    #[test]
-    fn debug_layout_keeps_the_free_pointer_outside() -> Result {
-        let l = Layout::new(60, 8, CacheFlags::POISON | CacheFlags::RED_ZONE, false, 2)?;
-        // Object 60, red zone to 72 (padding plus a word), free pointer at 72.
-        assert_eq!(l.red_zone_end, 72);
-        assert_eq!(l.free_offset, 72);
-        assert_eq!(l.size, 80);
-        // Without debug flags the free pointer sits mid-object, as in SLUB.
-        assert_eq!(
-            Layout::new(64, 8, CacheFlags::NONE, false, 2)?.free_offset,
-            32
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn the_free_pointer_never_overlaps_a_red_zone() -> Result {
-        // A 4-byte object: red zone [4, 16), free pointer after it, at 16.
-        let l = Layout::new(4, 8, CacheFlags::RED_ZONE, false, 2)?;
-        assert_eq!((l.red_zone_end, l.free_offset, l.size), (16, 16, 24));
-        for size in 1..=256 {
-            let l = Layout::new(size, 8, CacheFlags::RED_ZONE, false, 2)?;
-            let pointer = l.free_offset..l.free_offset + 8;
-            assert!(pointer.end <= size || pointer.start >= l.red_zone_end);
-            assert!(pointer.end <= l.size);
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn hwcache_align_rounds_to_a_fitting_line_fraction() -> Result {
-        let hw = CacheFlags::HWCACHE_ALIGN;
-        assert_eq!(Layout::new(20, 8, hw, false, 2)?.align, 32);
-        assert_eq!(Layout::new(100, 8, hw, false, 2)?.size, 128);
-        Ok(())
-    }
-}
-
 #[kunit_tests(rslab_cache)]
-mod cache_tests {
+pub(crate) mod cache_tests {
+    use crate::cache::debug::REPORTS;
+    use crate::cache::flags::CacheFlags;
+    use crate::cache::quarantine::Quarantine;
+    use crate::cache::stats::Stat;
     use crate::cache::Cache;
-    use crate::debug::REPORTS;
-    use crate::flags::CacheFlags;
-    use crate::quarantine::Quarantine;
-    use crate::stats::Stat;
     use crate::sys;
     use core::ptr::NonNull;
     use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -238,7 +134,7 @@ mod cache_tests {
 
     /// The sheaf is a stack: the object just freed comes back first, for
     /// its cache-hot memory. Not on a KASAN kernel, whose quarantine keeps
-    /// a freed object out of use for a while (`crate::quarantine`).
+    /// a freed object out of use for a while (`crate::cache::quarantine`).
     #[test]
     fn reuse_after_free() -> Result {
         let cache = cache(c"rslab_test_reuse", 64, CacheFlags::NONE)?;
@@ -681,7 +577,7 @@ mod cache_tests {
         unsafe { cache.free(obj) };
         let before = reports();
         // This test is about rslab's poison check, not KASAN's.
-        let quiet = crate::kasan::Quiet::new();
+        let quiet = crate::cache::kasan::Quiet::new();
         // SAFETY: Deliberate use after free, to test its detection: the slot
         // belongs to a live slab of `cache`, so the write hits mapped memory
         // that only the cache's freelist logic reads.
@@ -705,7 +601,7 @@ mod cache_tests {
         let obj = cache.alloc(GFP_KERNEL)?;
         let before = reports();
         // This test is about rslab's red zone check, not KASAN's.
-        let quiet = crate::kasan::Quiet::new();
+        let quiet = crate::cache::kasan::Quiet::new();
         // SAFETY: Deliberate overflow by one byte, into the red zone that
         // the layout reserves right after the 60-byte object.
         unsafe { obj.as_ptr().add(60).write(0) };
@@ -762,7 +658,7 @@ mod cache_tests {
         }
         let before = reports();
         // This test is about rslab's freelist check, not KASAN's.
-        let quiet = crate::kasan::Quiet::new();
+        let quiet = crate::cache::kasan::Quiet::new();
         // SAFETY: Deliberate corruption of `a`'s stored next pointer, to test
         // its detection: `a` is a free slot of a live slab of `cache`.
         unsafe { a.as_ptr().add(l.free_offset).cast::<usize>().write(0x1234) };
@@ -1054,445 +950,6 @@ mod cache_tests {
         assert_eq!(st.mismatches.load(Relaxed), 0);
         assert_eq!(st.failures.load(Relaxed), 0);
         assert_eq!(st.cache.stats().active_objs, 0);
-        Ok(())
-    }
-}
-
-#[kunit_tests(rslab_kmalloc)]
-mod kmalloc_tests {
-    use crate::debug::REPORTS;
-    use crate::kmalloc::{size_class, Kmalloc, SIZE_CLASSES};
-    use core::sync::atomic::Ordering::Relaxed;
-    use kernel::prelude::*;
-
-    #[test]
-    fn sizes_map_to_the_smallest_fitting_class() {
-        assert_eq!(size_class(1), Some(0));
-        assert_eq!(size_class(8), Some(0));
-        assert_eq!(size_class(9), Some(1));
-        assert_eq!(size_class(97), Some(5));
-        assert_eq!(size_class(8192), Some(SIZE_CLASSES.len() - 1));
-        assert_eq!(size_class(8193), None);
-        // The table and the powers of two agree with the class list for
-        // every size: the smallest class that holds it.
-        for size in 1..=8193 {
-            let want = SIZE_CLASSES.iter().position(|&class| class >= size);
-            assert_eq!(size_class(size), want);
-        }
-    }
-
-    /// `kfree()` of what is not a kmalloc allocation of this allocator is
-    /// reported and ignored: a SLUB object, a vmalloc, a stack address, a
-    /// page of the page allocator, another cache's object, and a pointer
-    /// into (not at the start of) a large allocation.
-    #[test]
-    fn foreign_kfrees_are_reported_and_ignored() -> Result {
-        let km = KBox::pin_init(Kmalloc::new(Kmalloc::class_cache), GFP_KERNEL)?;
-        let other = Kmalloc::class_cache(c"rslab_test_kfree_other", 64)?;
-        let of_other = other.alloc(GFP_KERNEL)?;
-        let large = km.alloc(100_000, GFP_KERNEL)?;
-        // SAFETY: Inside the large allocation, one page in.
-        let inside = unsafe { large.add(4096) };
-        let (slub, vmalloc, stack) = (
-            KBox::new([0u8; 64], GFP_KERNEL)?,
-            VBox::new([0u8; 64], GFP_KERNEL)?,
-            [0u8; 64],
-        );
-        let (ptrs, page) = super::cache_tests::foreign_pointers(&slub, &vmalloc, &stack)?;
-        let (before, pages) = (REPORTS.load(Relaxed), km.large_pages());
-        for &p in Iterator::chain(ptrs.iter(), [&of_other, &inside]) {
-            // SAFETY: Not an allocation of `km`: what the check catches.
-            unsafe { km.free(p) };
-        }
-        assert_eq!(REPORTS.load(Relaxed), before + 6);
-        assert_eq!(km.large_pages(), pages);
-        // SAFETY: Live, freed once each.
-        unsafe {
-            km.free(large);
-            other.free(of_other);
-        }
-        super::cache_tests::free_page(page);
-        Ok(())
-    }
-
-    #[test]
-    fn alloc_ksize_free_across_classes_and_large() -> Result {
-        let km = KBox::pin_init(Kmalloc::new(Kmalloc::class_cache), GFP_KERNEL)?;
-        assert_eq!(km.alloc(0, GFP_KERNEL), Err(EINVAL));
-        // (size, ksize): the class, or the pages of a large allocation.
-        let sizes = [
-            (1, 8),
-            (8, 8),
-            (9, 16),
-            (100, 128),
-            (4096, 4096),
-            (8192, 8192),
-            (8193, 16384),
-            (100_000, 131_072),
-        ];
-        for (size, want) in sizes {
-            let p = km.alloc(size, GFP_KERNEL | __GFP_ZERO)?;
-            // SAFETY: `p` is a live allocation of `km`.
-            let usable = unsafe { km.ksize(p) };
-            assert_eq!(usable, want);
-            // SAFETY: `usable` bytes are ours, zeroed by __GFP_ZERO.
-            let bytes = unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), usable) };
-            assert!(bytes[..size].iter().all(|&b| b == 0));
-            bytes.fill(0xa5);
-            let large = size > 8192;
-            let has_large_pages = km.large_pages() > 0;
-            assert_eq!(has_large_pages, large);
-            // SAFETY: Live, freed once.
-            unsafe { km.free(p) };
-        }
-        assert_eq!(km.large_pages(), 0);
-        Ok(())
-    }
-}
-
-#[kunit_tests(rslab_mempool)]
-mod mempool_tests {
-    use crate::cache::Cache;
-    use crate::flags::CacheFlags;
-    use crate::kmalloc::Kmalloc;
-    use crate::mempool::{Backend, Mempool};
-    use core::ptr::NonNull;
-    use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-    use kernel::prelude::*;
-    use kernel::sync::Arc;
-    use kernel::time::{delay::fsleep, Delta};
-
-    /// Allocates with `alloc` until it fails, so a backend whose fault
-    /// injection is at 100% has nothing left to give; returns what it got.
-    fn drain(mut alloc: impl FnMut() -> Result<NonNull<u8>>) -> Result<KVec<NonNull<u8>>> {
-        let mut got = KVec::new();
-        while let Ok(p) = alloc() {
-            got.push(p, GFP_KERNEL)?;
-        }
-        Ok(got)
-    }
-
-    /// With the backend failing every time, exactly `min_nr` allocations
-    /// succeed (from the reserve) and the next non-sleeping one fails.
-    fn reserve_is_exact(pool: &Mempool, min_nr: usize) -> Result {
-        let mut got = KVec::new();
-        for _ in 0..min_nr {
-            got.push(pool.alloc(GFP_NOWAIT)?, GFP_KERNEL)?;
-        }
-        assert_eq!(pool.alloc(GFP_NOWAIT), Err(ENOMEM));
-        let st = pool.stats();
-        assert_eq!(
-            (st.alloc_reserve, st.alloc_backend, st.curr_nr),
-            (min_nr as u64, 0, 0)
-        );
-        assert_eq!((st.failures, st.outstanding), (1, min_nr));
-        pool.backend().fault().fail_percent(0);
-        for p in got.drain_all() {
-            // SAFETY: From `pool`, freed once.
-            unsafe { pool.free(p) };
-        }
-        assert_eq!(pool.stats().curr_nr, min_nr);
-        Ok(())
-    }
-
-    #[test]
-    fn cache_backend_reserve_under_total_failure() -> Result {
-        let cache = Cache::new(c"rslab_test_pool_c", 128, 8, CacheFlags::NONE, None)?;
-        let pool = Mempool::new(c"rslab_test_pool_c", 5, Backend::Cache(cache.clone()))?;
-        pool.backend().fault().fail_percent(100);
-        let mut drained = drain(|| cache.alloc(GFP_NOWAIT))?;
-        reserve_is_exact(&pool, 5)?;
-        for p in drained.drain_all() {
-            // SAFETY: From `cache`, freed once.
-            unsafe { cache.free(p) };
-        }
-        assert_eq!(Mempool::destroy(pool), Some(0));
-        Ok(())
-    }
-
-    #[test]
-    fn kmalloc_backend_reserve_under_total_failure() -> Result {
-        let km = Arc::pin_init(Kmalloc::new(Kmalloc::class_cache), GFP_KERNEL)?;
-        let pool = Mempool::new(c"rslab_test_pool_k", 3, Backend::Kmalloc(km.clone(), 1000))?;
-        km.fault_for(1000).fail_percent(100);
-        let mut drained = drain(|| km.alloc(1000, GFP_NOWAIT))?;
-        reserve_is_exact(&pool, 3)?;
-        for p in drained.drain_all() {
-            // SAFETY: From `km`, freed once.
-            unsafe { km.free(p) };
-        }
-        assert_eq!(Mempool::destroy(pool), Some(0));
-        Ok(())
-    }
-
-    #[test]
-    fn pages_backend_reserve_under_total_failure() -> Result {
-        let pool = Mempool::new(c"rslab_test_pool_p", 4, Backend::pages(1))?;
-        pool.backend().fault().fail_percent(100);
-        reserve_is_exact(&pool, 4)?;
-        Ok(())
-    }
-
-    /// Creation fails when the backend refuses an element, giving back
-    /// the ones it got: at once, and after two elements succeeded.
-    #[test]
-    fn creation_fails_cleanly_when_the_backend_fails() -> Result {
-        let backend = Backend::pages(0);
-        backend.fault().fail_next(3);
-        assert!(Mempool::new(c"rslab_test_pool_fail", 2, backend).is_err());
-        // A cache with exactly two free objects (by its own count), and no
-        // new slab to give.
-        let cache = Cache::new(c"rslab_test_pool_fail2", 64, 8, CacheFlags::NONE, None)?;
-        let mut held = KVec::new();
-        while held.is_empty() || free_objects(&cache) != 2 {
-            held.push(cache.alloc(GFP_KERNEL)?, GFP_KERNEL)?;
-        }
-        cache.fault().fail_next(1);
-        let pool = Mempool::new(c"rslab_test_pool_fail2", 4, Backend::Cache(cache.clone()));
-        assert!(pool.is_err());
-        assert_eq!(cache.stats().active_objs, held.len());
-        for obj in held.drain_all() {
-            // SAFETY: From `cache`, freed once.
-            unsafe { cache.free(obj) };
-        }
-        Ok(())
-    }
-
-    /// Objects of `cache` that are free: in its slabs, sheaves or depots.
-    fn free_objects(cache: &Cache) -> usize {
-        let st = cache.stats();
-        st.num_objs - st.active_objs
-    }
-
-    #[test]
-    fn frees_refill_the_reserve_before_the_backend() -> Result {
-        let pool = Mempool::new(c"rslab_test_pool_refill", 4, Backend::pages(0))?;
-        pool.backend().fault().fail_percent(100);
-        let mut got = KVec::new();
-        for _ in 0..3 {
-            got.push(pool.alloc(GFP_NOWAIT)?, GFP_KERNEL)?;
-        }
-        pool.backend().fault().fail_percent(0);
-        for _ in 0..2 {
-            got.push(pool.alloc(GFP_KERNEL)?, GFP_KERNEL)?;
-        }
-        let st = pool.stats();
-        assert_eq!((st.alloc_reserve, st.alloc_backend, st.curr_nr), (3, 2, 1));
-        for p in got.drain_all() {
-            // SAFETY: From `pool`, freed once.
-            unsafe { pool.free(p) };
-        }
-        let st = pool.stats();
-        assert_eq!((st.free_reserve, st.free_backend, st.curr_nr), (3, 2, 4));
-        Ok(())
-    }
-
-    #[test]
-    fn resize_grows_and_shrinks_the_reserve() -> Result {
-        let pool = Mempool::new(c"rslab_test_pool_resize", 2, Backend::pages(0))?;
-        pool.resize(5)?;
-        let st = pool.stats();
-        assert_eq!((st.min_nr, st.curr_nr), (5, 5));
-        pool.resize(1)?;
-        let st = pool.stats();
-        assert_eq!((st.min_nr, st.curr_nr, st.free_backend), (1, 1, 4));
-        pool.resize(0)?;
-        assert_eq!(pool.stats().curr_nr, 0);
-        Ok(())
-    }
-
-    #[test]
-    fn destroy_reports_outstanding_elements() -> Result {
-        let cache = Cache::new(c"rslab_test_pool_leak", 64, 8, CacheFlags::NONE, None)?;
-        let pool = Mempool::new(c"rslab_test_pool_leak", 2, Backend::Cache(cache.clone()))?;
-        let (a, b) = (pool.alloc(GFP_KERNEL)?, pool.alloc(GFP_KERNEL)?);
-        assert_eq!(Mempool::destroy(pool), Some(2));
-        // The pool is gone; its elements are the cache's objects.
-        // SAFETY: Both came from `cache` (through the pool), freed once.
-        unsafe {
-            cache.free(a);
-            cache.free(b);
-        }
-        assert_eq!(Cache::destroy(cache), Some(0));
-        Ok(())
-    }
-
-    /// Waits up to `ms` milliseconds for `done` to reach `n`.
-    fn wait_for(done: &AtomicUsize, n: usize, ms: usize) -> bool {
-        for _ in 0..ms / 10 {
-            if done.load(Relaxed) >= n {
-                return true;
-            }
-            fsleep(Delta::from_millis(10));
-        }
-        done.load(Relaxed) >= n
-    }
-
-    struct Waiter {
-        pool: Arc<Mempool>,
-        got: AtomicUsize,
-        done: AtomicUsize,
-    }
-
-    #[test]
-    fn a_sleeping_allocation_wakes_when_an_element_is_freed() -> Result {
-        let pool = Mempool::new(c"rslab_test_pool_wait", 1, Backend::pages(0))?;
-        pool.backend().fault().fail_percent(100);
-        let held = pool.alloc(GFP_NOWAIT)?;
-        let w = Arc::new(
-            Waiter {
-                pool: pool.clone(),
-                got: AtomicUsize::new(0),
-                done: AtomicUsize::new(0),
-            },
-            GFP_KERNEL,
-        )?;
-        let worker = w.clone();
-        kernel::workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
-            if let Ok(p) = worker.pool.alloc(GFP_KERNEL) {
-                worker.got.store(p.as_ptr() as usize, Relaxed);
-            }
-            worker.done.store(1, Relaxed);
-        })?;
-        // The worker is blocked: the reserve is empty, the backend fails.
-        fsleep(Delta::from_millis(100));
-        assert_eq!(w.done.load(Relaxed), 0);
-        // SAFETY: From `pool`, freed once.
-        unsafe { pool.free(held) };
-        let woke = wait_for(&w.done, 1, 2000);
-        // Whatever happened, let a stuck worker finish (its 5 s retry then
-        // succeeds) before the test ends.
-        pool.backend().fault().fail_percent(0);
-        assert!(wait_for(&w.done, 1, 15000));
-        assert!(woke);
-        let st = pool.stats();
-        assert!(st.waits >= 1 && st.wakeups >= 1);
-        let p = NonNull::new(w.got.load(Relaxed) as *mut u8);
-        assert!(p.is_some());
-        if let Some(p) = p {
-            assert_eq!(p.as_ptr(), held.as_ptr());
-            // SAFETY: The worker's element, from `pool`, freed once.
-            unsafe { pool.free(p) };
-        }
-        Ok(())
-    }
-
-    struct PoolStress {
-        pool: Arc<Mempool>,
-        done: AtomicUsize,
-        mismatches: AtomicUsize,
-    }
-
-    fn pool_worker(st: &PoolStress, id: usize) {
-        let mut held = [core::ptr::null_mut::<u8>(); 8];
-        for round in 0..400 {
-            let stamp = (id << 32 | round) as u64;
-            for (i, slot) in held.iter_mut().enumerate() {
-                // Non-sleeping: with the backend failing 30%, some fail.
-                if let Ok(p) = st.pool.alloc(GFP_NOWAIT) {
-                    // SAFETY: A live element (a page), owned by this worker.
-                    unsafe { p.as_ptr().cast::<u64>().write(stamp ^ i as u64) };
-                    *slot = p.as_ptr();
-                }
-            }
-            for (i, slot) in held.iter_mut().enumerate() {
-                if let Some(p) = NonNull::new(core::mem::replace(slot, core::ptr::null_mut())) {
-                    // SAFETY: Still live and owned by this worker.
-                    if unsafe { p.as_ptr().cast::<u64>().read() } != stamp ^ i as u64 {
-                        st.mismatches.fetch_add(1, Relaxed);
-                    }
-                    // SAFETY: From `st.pool`, freed once.
-                    unsafe { st.pool.free(p) };
-                }
-            }
-        }
-        st.done.fetch_add(1, Relaxed);
-    }
-
-    #[test]
-    fn concurrent_pool_stress_keeps_patterns_and_reserve() -> Result {
-        // A pages backend: its fault injection fails 30% of the elements
-        // themselves (a cache's fails only its new slabs, too rarely to
-        // reach the reserve), so the reserve serves some allocations.
-        let pool = Mempool::new(c"rslab_test_pool_stress", 8, Backend::pages(0))?;
-        pool.backend().fault().fail_percent(30);
-        let workers = 2 * crate::sys::num_present_cpus() as usize;
-        let st = Arc::new(
-            PoolStress {
-                pool,
-                done: AtomicUsize::new(0),
-                mismatches: AtomicUsize::new(0),
-            },
-            GFP_KERNEL,
-        )?;
-        for id in 0..workers {
-            let st = st.clone();
-            kernel::workqueue::system_unbound()
-                .try_spawn(GFP_KERNEL, move || pool_worker(&st, id))?;
-        }
-        assert!(wait_for(&st.done, workers, 30000));
-        st.pool.backend().fault().fail_percent(0);
-        assert_eq!(st.mismatches.load(Relaxed), 0);
-        let s = st.pool.stats();
-        assert_eq!((s.outstanding, s.curr_nr), (0, 8));
-        assert!(s.alloc_backend > 0 && s.alloc_reserve > 0);
-        Ok(())
-    }
-}
-
-#[kunit_tests(rslab_names)]
-mod names_tests {
-    use crate::names::Names;
-    use kernel::prelude::*;
-
-    fn names() -> Result<Pin<KBox<Names<u32>>>> {
-        KBox::pin_init(Names::new(), GFP_KERNEL)
-    }
-
-    fn all(names: &Names<u32>) -> Result<KVec<u32>> {
-        let mut out = KVec::new();
-        names.for_each(|&v| out.push(v, GFP_KERNEL))?;
-        Ok(out)
-    }
-
-    /// A claimed name is taken until its claim is dropped unfilled, or for
-    /// good once filled; entries come out in name order; a claim is no
-    /// entry; too long a name is `ENAMETOOLONG`.
-    #[test]
-    fn a_name_is_claimed_filled_or_given_back() -> Result {
-        let names = names()?;
-        let b = names.claim(c"b")?;
-        assert_eq!(names.claim(c"b").err(), Some(EEXIST));
-        assert_eq!(names.count(), 0);
-        drop(b);
-        names.claim(c"b")?.fill(2);
-        assert_eq!(names.claim(c"b").err(), Some(EEXIST));
-        names.claim(c"ab")?.fill(1);
-        names.claim(c"b-")?.fill(3);
-        let pending = names.claim(c"c")?;
-        assert_eq!(&all(&names)?[..], &[1, 2, 3]);
-        assert_eq!(names.count(), 3);
-        drop(pending);
-        let long = c"a-name-of-thirty-two-bytes-long!";
-        assert_eq!(names.claim(long).err(), Some(ENAMETOOLONG));
-        names.claim(c"a-name-of-thirty-one-bytes-long")?.fill(4);
-        Ok(())
-    }
-
-    /// `remove` takes only the entry its predicate accepts, never a claim.
-    #[test]
-    fn remove_takes_only_the_entry_it_is_given() -> Result {
-        let names = names()?;
-        names.claim(c"x")?.fill(7);
-        assert_eq!(names.remove(c"x", |&v| v == 8), None);
-        assert_eq!(names.remove(c"x", |&v| v == 7), Some(7));
-        assert_eq!(names.remove(c"x", |_| true), None);
-        let claim = names.claim(c"y")?;
-        assert_eq!(names.remove(c"y", |_| true), None);
-        assert_eq!(names.claim(c"y").err(), Some(EEXIST));
-        drop(claim);
-        assert_eq!(names.count(), 0);
-        names.claim(c"y")?.fill(1);
         Ok(())
     }
 }

@@ -12,7 +12,7 @@
 //! with `CONFIG_SLAB_FREELIST_HARDENED`: `next ^ key ^ swab(&slot)`, so a
 //! stray write or a leaked value does not give a usable pointer.
 //!
-//! This file and [`crate::percpu`] hold rslab's raw-memory `unsafe` code.
+//! This file and [`crate::cache::percpu`] hold rslab's raw-memory `unsafe` code.
 //!
 //! # Invariants
 //!
@@ -22,12 +22,13 @@
 //!   counts the allocated ones. With consistency checks, `allocated` has one
 //!   bit per slot, set exactly for the allocated ones.
 //! * The mutable fields are only touched under the lock of the node list that
-//!   holds the slab (see [`crate::node`]).
+//!   holds the slab (see [`crate::cache::node`]).
 
-use crate::debug;
-use crate::flags::CacheFlags;
-use crate::kasan;
-use crate::layout::Layout;
+use crate::cache::debug;
+use crate::cache::flags::CacheFlags;
+use crate::cache::kasan;
+use crate::cache::layout::Layout;
+use crate::page::Pages;
 use crate::sys;
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
@@ -133,10 +134,8 @@ impl Slab {
         } else {
             gfp
         };
-        // SAFETY: Any node id and order are accepted; failure gives NULL.
-        let base = NonNull::new(unsafe { sys::rslab_pages_alloc(nid, gfp, order) }.cast::<u8>())?;
-        // SAFETY: `base` is the address of the 2^order pages just allocated.
-        let nid = unsafe { sys::rslab_addr_nid(base.as_ptr().cast()) };
+        let pages = Pages::alloc(nid, gfp, order)?;
+        let base = pages.addr();
         let slab = Slab {
             prev: ptr::null_mut(),
             next: ptr::null_mut(),
@@ -145,19 +144,14 @@ impl Slab {
             order,
             objects,
             inuse: 0,
-            node: nid,
+            node: pages.nid(),
             owner: p.owner,
             freelist: ptr::null_mut(),
             allocated,
         };
-        let Ok(slab) = KBox::new(slab, meta_gfp) else {
-            // SAFETY: The pages were allocated above with this order and are
-            // not referenced anywhere.
-            unsafe { sys::rslab_pages_free(base.as_ptr().cast(), order) };
-            return None;
-        };
-        // SAFETY: `base` is the head of the 2^order pages just allocated.
-        unsafe { sys::rslab_account_slab(base.as_ptr().cast(), order, 1) };
+        // On failure the pages go back as `pages` drops.
+        let slab = KBox::new(slab, meta_gfp).ok()?;
+        pages.account_slab(1);
         let mut slab = NonNull::from(KBox::leak(slab));
         // The metadata points into the slab (`base`, `freelist`): kmemleak
         // must not take that for a reference to an allocated object, nor
@@ -181,12 +175,11 @@ impl Slab {
             debug::prepare_free(p.layout, p.flags, bytes);
             s.push(p, obj);
         }
-        // SAFETY: `base` is this slab's head page, ours alone; the metadata
-        // stays valid until `free_pages`, which clears both fields first.
-        unsafe {
-            sys::rslab_set_page_private(base.as_ptr().cast(), slab.as_ptr().cast());
-            sys::rslab_set_page_tag(base.as_ptr().cast(), p.tag);
-        }
+        // The metadata stays valid until `free_pages`, which frees the
+        // pages, clearing both marks first.
+        pages.set_marks(slab.as_ptr() as usize, p.tag);
+        // Owned by the slab from here on: `free_pages` takes them back.
+        let _ = pages.into_raw();
         Some(slab)
     }
 
@@ -426,13 +419,10 @@ impl Slab {
         // SAFETY: By the caller's promise the slab is no longer shared; it
         // was leaked from a `KBox` in `new`.
         let slab = unsafe { KBox::from_raw(slab.as_ptr()) };
-        // SAFETY: The pages were allocated (and counted) by `new` with this
-        // order; the helper clears the head page's `private` before freeing
-        // them.
-        unsafe {
-            sys::rslab_account_slab(slab.base.as_ptr().cast(), slab.order, -1);
-            sys::rslab_pages_free(slab.base.as_ptr().cast(), slab.order);
-        }
+        // SAFETY: `new` gave up these pages (allocated and counted with
+        // this order) to the slab, which alone takes them back, here.
+        let pages = unsafe { Pages::from_raw(slab.base, slab.order) };
+        pages.account_slab(-1);
     }
 
     /// Leaks a slab whose objects may still be in use: its pages and

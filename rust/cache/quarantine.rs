@@ -26,7 +26,7 @@
 //! [`Quarantine::hold`] gives the object straight back and holds nothing.
 
 #[cfg(CONFIG_KASAN_GENERIC)]
-use crate::kasan;
+use crate::cache::kasan;
 use core::ptr::NonNull;
 use kernel::prelude::*;
 

@@ -8,6 +8,7 @@
 //! interrupts around a loop. A measurement is a warm-up run followed by
 //! `reps` timed runs, reported as the minimum and the median per operation.
 
+use crate::bench::helpers;
 use crate::sys;
 use core::ffi::c_void;
 use core::num::NonZeroU64;
@@ -76,7 +77,7 @@ fn between_runs() -> Result {
     if sys::fatal_signal_pending() {
         return Err(EINTR);
     }
-    sys::cond_resched();
+    helpers::cond_resched();
     Ok(())
 }
 
@@ -116,14 +117,14 @@ fn insertion_sort(v: &mut [u64]) {
 
 /// `ops` hot alloc+free pairs.
 pub(crate) fn pair<A: Side>(a: &A, ops: u64) -> Result<Run> {
-    let t0 = sys::now_ns();
+    let t0 = helpers::now_ns();
     for _ in 0..ops {
         let obj = a.alloc().ok_or(ENOMEM)?;
         // SAFETY: Just allocated; not used again.
         unsafe { a.free(obj) };
     }
     Ok(Run {
-        ns: sys::now_ns() - t0,
+        ns: helpers::now_ns() - t0,
         ops,
     })
 }
@@ -155,7 +156,7 @@ fn timed_round<A: Side>(
     buf: &mut [*mut u8],
     between: impl FnOnce(&mut [*mut u8]) -> bool,
 ) -> Result<u64> {
-    let t0 = sys::now_ns();
+    let t0 = helpers::now_ns();
     for i in 0..buf.len() {
         match a.alloc() {
             Some(obj) => buf[i] = obj.as_ptr(),
@@ -166,12 +167,12 @@ fn timed_round<A: Side>(
             }
         }
     }
-    let t1 = sys::now_ns();
+    let t1 = helpers::now_ns();
     let moved = between(buf);
-    let t2 = sys::now_ns();
+    let t2 = helpers::now_ns();
     // SAFETY: Every slot was just allocated here.
     unsafe { free_all(a, buf) };
-    let t3 = sys::now_ns();
+    let t3 = helpers::now_ns();
     if !moved {
         return Err(EIO);
     }
@@ -193,7 +194,7 @@ unsafe fn free_all<A: Side>(a: &A, objs: &[*mut u8]) {
 pub(crate) fn bulk<A: Side, const N: usize>(a: &A, ops: u64) -> Result<Run> {
     let mut buf = [core::ptr::null_mut::<u8>(); N];
     let rounds = (ops / N as u64).max(1);
-    let t0 = sys::now_ns();
+    let t0 = helpers::now_ns();
     for _ in 0..rounds {
         if !a.alloc_bulk(&mut buf) {
             return Err(ENOMEM);
@@ -202,7 +203,7 @@ pub(crate) fn bulk<A: Side, const N: usize>(a: &A, ops: u64) -> Result<Run> {
         unsafe { a.free_bulk(&buf) };
     }
     Ok(Run {
-        ns: sys::now_ns() - t0,
+        ns: helpers::now_ns() - t0,
         ops: rounds * N as u64,
     })
 }
@@ -211,7 +212,7 @@ pub(crate) fn bulk<A: Side, const N: usize>(a: &A, ops: u64) -> Result<Run> {
 /// running [`BATCH`]-object rounds ([`outstanding`]) for about `ops`
 /// objects. The time is the slowest thread's.
 pub(crate) fn concurrent<A: Side>(a: &A, ops: u64) -> Result<Run> {
-    let n = sys::online_cpus();
+    let n = helpers::online_cpus();
     let mut ns = KVec::with_capacity(n as usize, GFP_KERNEL)?;
     for _ in 0..n {
         ns.push(AtomicU64::new(0), GFP_KERNEL)?;
@@ -244,7 +245,7 @@ pub(crate) fn concurrent<A: Side>(a: &A, ops: u64) -> Result<Run> {
 /// objects. Only the allocations and the frees are timed, not the moves.
 /// `ENODEV` with fewer than two online CPUs.
 pub(crate) fn remote<A: Side>(a: &A, ops: u64) -> Result<Run> {
-    let (Some(home), Some(away)) = (sys::nth_online_cpu(0), sys::nth_online_cpu(1)) else {
+    let (Some(home), Some(away)) = (helpers::nth_online_cpu(0), helpers::nth_online_cpu(1)) else {
         return Err(ENODEV);
     };
     let rounds = (ops / BATCH as u64).max(1);
@@ -254,11 +255,11 @@ pub(crate) fn remote<A: Side>(a: &A, ops: u64) -> Result<Run> {
         let mut buf = [core::ptr::null_mut::<u8>(); BATCH];
         let mut total = 0;
         for _ in 0..rounds {
-            if sys::move_to_cpu(home).is_err() {
+            if helpers::move_to_cpu(home).is_err() {
                 failed.store(true, Relaxed);
                 return;
             }
-            match timed_round(a, &mut buf, |_| sys::move_to_cpu(away).is_ok()) {
+            match timed_round(a, &mut buf, |_| helpers::move_to_cpu(away).is_ok()) {
                 Ok(t) => total += t,
                 Err(_) => {
                     failed.store(true, Relaxed);
@@ -295,7 +296,7 @@ fn run_threads<F: Fn(u32) + Sync>(n: u32, bind: bool, f: &F) -> Result {
     // SAFETY: The trampoline matches `F`; `f` outlives the call, which
     // waits for every thread; `F: Sync` lets them share it.
     let rc = unsafe {
-        sys::rslab_bench_threads(
+        helpers::rslab_bench_threads(
             thread_trampoline::<F>,
             core::ptr::from_ref(f).cast_mut().cast(),
             n,

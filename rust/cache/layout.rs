@@ -6,10 +6,10 @@
 //! This is SLUB's `calculate_alignment()`, `calculate_sizes()` and
 //! `calculate_order()` (mm/slub.c), as pure functions, so that KUnit can
 //! check them against a table and the selftests against the running SLUB.
-//! rslab keeps its per-slab metadata off the slab (see [`crate::slab`]), so
+//! rslab keeps its per-slab metadata off the slab (see [`crate::cache::slab`]), so
 //! a slab holds exactly as many objects as SLUB's slab of the same order.
 
-use crate::flags::CacheFlags;
+use crate::cache::flags::CacheFlags;
 use crate::sys::PAGE_SIZE;
 use core::num::NonZeroUsize;
 use kernel::prelude::*;
@@ -112,7 +112,7 @@ impl Layout {
     /// red zone, which the pointer would overlap; then it goes after the
     /// object (and its red zone). A red zone takes the padding after the
     /// object plus one word. On a generic-KASAN kernel every object without
-    /// a red zone gets a word of padding for KASAN's (see `crate::kasan`).
+    /// a red zone gets a word of padding for KASAN's (see `crate::cache::kasan`).
     ///
     /// Returns `EINVAL` for a zero size, an alignment that is not a power of
     /// two, or an object too large for the biggest slab.
@@ -171,5 +171,111 @@ impl Layout {
     /// not know as `noreturn`.)
     pub(crate) fn stride(&self) -> NonZeroUsize {
         NonZeroUsize::new(self.size).unwrap_or(NonZeroUsize::MIN)
+    }
+}
+
+#[cfg(rslab_kunit)]
+#[kunit_tests(rslab_layout)]
+mod tests {
+    use crate::cache::flags::CacheFlags;
+    use crate::cache::layout::Layout;
+    use kernel::prelude::*;
+
+    /// `(size, order, objects per slab)` that SLUB's `calculate_order()`
+    /// gives each kmalloc class with 2 present CPUs (min_objects = 12); see
+    /// `Documentation/rslab.rst`.
+    const KMALLOC_2CPUS: [(usize, u32, u32); 13] = [
+        (8, 0, 512),
+        (16, 0, 256),
+        (32, 0, 128),
+        (64, 0, 64),
+        (96, 0, 42),
+        (128, 0, 32),
+        (192, 0, 21),
+        (256, 0, 16),
+        (512, 1, 16),
+        (1024, 2, 16),
+        (2048, 3, 16),
+        (4096, 3, 8),
+        (8192, 3, 4),
+    ];
+
+    /// Whether objects carry KASAN's padding, which changes SLUB's
+    /// geometry as KASAN changes SLUB's own (then the case is skipped).
+    fn kasan_padded() -> bool {
+        if cfg!(CONFIG_KASAN_GENERIC) {
+            crate::sys::kunit_skip(c"KASAN pads every object: not SLUB's plain geometry");
+        }
+        cfg!(CONFIG_KASAN_GENERIC)
+    }
+
+    #[test]
+    fn kmalloc_classes_match_the_table() -> Result {
+        if kasan_padded() {
+            return Ok(());
+        }
+        for (size, order, objects) in KMALLOC_2CPUS {
+            let l = Layout::new(size, 8, CacheFlags::NONE, false, 2)?;
+            assert_eq!(l.size, size);
+            assert_eq!(l.order, order);
+            assert_eq!(l.objects(l.order), objects);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn more_cpus_give_bigger_slabs() -> Result {
+        if kasan_padded() {
+            return Ok(());
+        }
+        // 64 CPUs: min_objects = 4 * (7 + 1) = 32, so 256-byte objects need
+        // two pages, as on a large machine's kmalloc-256.
+        assert_eq!(Layout::new(256, 8, CacheFlags::NONE, false, 64)?.order, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_parameters_are_rejected() {
+        let none = CacheFlags::NONE;
+        assert_eq!(Layout::new(0, 8, none, false, 2), Err(EINVAL));
+        assert_eq!(Layout::new(64, 3, none, false, 2), Err(EINVAL));
+        assert_eq!(Layout::new(usize::MAX / 2, 8, none, false, 2), Err(EINVAL));
+    }
+
+    #[test]
+    fn debug_layout_keeps_the_free_pointer_outside() -> Result {
+        let l = Layout::new(60, 8, CacheFlags::POISON | CacheFlags::RED_ZONE, false, 2)?;
+        // Object 60, red zone to 72 (padding plus a word), free pointer at 72.
+        assert_eq!(l.red_zone_end, 72);
+        assert_eq!(l.free_offset, 72);
+        assert_eq!(l.size, 80);
+        // Without debug flags the free pointer sits mid-object, as in SLUB.
+        assert_eq!(
+            Layout::new(64, 8, CacheFlags::NONE, false, 2)?.free_offset,
+            32
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_free_pointer_never_overlaps_a_red_zone() -> Result {
+        // A 4-byte object: red zone [4, 16), free pointer after it, at 16.
+        let l = Layout::new(4, 8, CacheFlags::RED_ZONE, false, 2)?;
+        assert_eq!((l.red_zone_end, l.free_offset, l.size), (16, 16, 24));
+        for size in 1..=256 {
+            let l = Layout::new(size, 8, CacheFlags::RED_ZONE, false, 2)?;
+            let pointer = l.free_offset..l.free_offset + 8;
+            assert!(pointer.end <= size || pointer.start >= l.red_zone_end);
+            assert!(pointer.end <= l.size);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn hwcache_align_rounds_to_a_fitting_line_fraction() -> Result {
+        let hw = CacheFlags::HWCACHE_ALIGN;
+        assert_eq!(Layout::new(20, 8, hw, false, 2)?.align, 32);
+        assert_eq!(Layout::new(100, 8, hw, false, 2)?.size, 128);
+        Ok(())
     }
 }

@@ -14,7 +14,7 @@
 //! cache, has `state` equal to the list it is on, and is reached only with
 //! the node's lock held.
 
-use crate::slab::{Slab, SlabState};
+use crate::cache::slab::{Slab, SlabState};
 use core::ptr::{self, NonNull};
 use kernel::prelude::*;
 use kernel::sync::SpinLockIrq;

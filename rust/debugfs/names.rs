@@ -5,7 +5,7 @@
 //! The registry's caches and pools are looked up by name in O(log N) (a
 //! red-black tree keyed by the name's bytes), and a new entry is built
 //! without the table's mutex held: a pool fills its reserve (up to
-//! [`crate::uapi::MAX_POOL_MIN_NR`] elements) and every entry makes debugfs
+//! [`crate::device::uapi::MAX_POOL_MIN_NR`] elements) and every entry makes debugfs
 //! files, and neither may stall every other create, destroy or `slabinfo`
 //! read. A [`Claim`] holds the name meanwhile, so two creators of one name
 //! cannot both get it; dropping an unfilled claim frees the name again.
@@ -114,5 +114,63 @@ impl<E: Unpin> Drop for Claim<'_, E> {
         if !self.filled {
             self.names.tree.lock().remove(&self.key);
         }
+    }
+}
+
+#[cfg(rslab_kunit)]
+#[kunit_tests(rslab_names)]
+mod tests {
+    use crate::debugfs::names::Names;
+    use kernel::prelude::*;
+
+    fn names() -> Result<Pin<KBox<Names<u32>>>> {
+        KBox::pin_init(Names::new(), GFP_KERNEL)
+    }
+
+    fn all(names: &Names<u32>) -> Result<KVec<u32>> {
+        let mut out = KVec::new();
+        names.for_each(|&v| out.push(v, GFP_KERNEL))?;
+        Ok(out)
+    }
+
+    /// A claimed name is taken until its claim is dropped unfilled, or for
+    /// good once filled; entries come out in name order; a claim is no
+    /// entry; too long a name is `ENAMETOOLONG`.
+    #[test]
+    fn a_name_is_claimed_filled_or_given_back() -> Result {
+        let names = names()?;
+        let b = names.claim(c"b")?;
+        assert_eq!(names.claim(c"b").err(), Some(EEXIST));
+        assert_eq!(names.count(), 0);
+        drop(b);
+        names.claim(c"b")?.fill(2);
+        assert_eq!(names.claim(c"b").err(), Some(EEXIST));
+        names.claim(c"ab")?.fill(1);
+        names.claim(c"b-")?.fill(3);
+        let pending = names.claim(c"c")?;
+        assert_eq!(&all(&names)?[..], &[1, 2, 3]);
+        assert_eq!(names.count(), 3);
+        drop(pending);
+        let long = c"a-name-of-thirty-two-bytes-long!";
+        assert_eq!(names.claim(long).err(), Some(ENAMETOOLONG));
+        names.claim(c"a-name-of-thirty-one-bytes-long")?.fill(4);
+        Ok(())
+    }
+
+    /// `remove` takes only the entry its predicate accepts, never a claim.
+    #[test]
+    fn remove_takes_only_the_entry_it_is_given() -> Result {
+        let names = names()?;
+        names.claim(c"x")?.fill(7);
+        assert_eq!(names.remove(c"x", |&v| v == 8), None);
+        assert_eq!(names.remove(c"x", |&v| v == 7), Some(7));
+        assert_eq!(names.remove(c"x", |_| true), None);
+        let claim = names.claim(c"y")?;
+        assert_eq!(names.remove(c"y", |_| true), None);
+        assert_eq!(names.claim(c"y").err(), Some(EEXIST));
+        drop(claim);
+        assert_eq!(names.count(), 0);
+        names.claim(c"y")?.fill(1);
+        Ok(())
     }
 }

@@ -5,7 +5,8 @@
 //! [`PerCpu::with`] runs a closure on this CPU's data with the local lock
 //! held (on !PREEMPT_RT: interrupts off, so no other code on this CPU, IRQs
 //! included, can reach the same data). Other CPUs only ever see the shared
-//! part, through [`PerCpu::shared`].
+//! part, through [`PerCpu::shared`]. The lock is not recursive, so `with` is
+//! an `unsafe fn`: its closure must not enter the same `PerCpu` again.
 
 use crate::sys;
 use core::cell::UnsafeCell;
@@ -61,8 +62,15 @@ impl<L, S> PerCpu<L, S> {
     /// `f` must not sleep; it may take spinlocks. Always inlined: it is
     /// the allocator's fast path (an out-of-line copy cost `make bench`
     /// about 30 instructions per free).
+    ///
+    /// # Safety
+    ///
+    /// `f` must not call [`PerCpu::with`] or [`PerCpu::with_unused`] on
+    /// this `PerCpu`. The local lock is not recursive: a nested call would
+    /// make a second `&mut L` on !PREEMPT_RT (lockdep reports it as
+    /// recursive locking) and deadlock on PREEMPT_RT.
     #[inline(always)]
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut L, &S) -> R) -> R {
+    pub(crate) unsafe fn with<R>(&self, f: impl FnOnce(&mut L, &S) -> R) -> R {
         let mut flags = 0;
         // SAFETY: `ptr` is valid by the type invariant; `flags` receives the
         // saved interrupt state for the matching unlock below.
@@ -72,7 +80,8 @@ impl<L, S> PerCpu<L, S> {
         let slot = unsafe { &*data.cast::<Slot<L, S>>() };
         // SAFETY: The local lock keeps every other user of this CPU's `L`
         // (tasks and interrupts on this CPU; nobody else touches it) out
-        // until the unlock, so this is the only reference.
+        // until the unlock, and `f` makes no nested call (the caller's
+        // promise), so this is the only reference.
         let r = f(unsafe { &mut *slot.local.get() }, &slot.shared);
         // SAFETY: Pairs with the lock above, on the same CPU (the local lock
         // keeps us from migrating).

@@ -1,19 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! KUnit: what generic KASAN's shadow says of rslab's objects (see
-//! `crate::kasan`), read byte by byte without an access KASAN would report:
+//! `crate::cache::kasan`), read byte by byte without an access KASAN would report:
 //! every object is usable for exactly its size (kmalloc: the size asked
 //! for), the bytes after it are not, a freed object is not, a mempool
 //! element waiting in the reserve is not, a second free is caught by its
 //! shadow, and a freed object stays poisoned while its quarantine holds it.
 //! Skipped without generic KASAN.
 
+use crate::cache::debug::REPORTS;
+use crate::cache::flags::CacheFlags;
+use crate::cache::quarantine::{Quarantine, QUARANTINE_MAX};
 use crate::cache::Cache;
-use crate::debug::REPORTS;
-use crate::flags::CacheFlags;
 use crate::kmalloc::Kmalloc;
 use crate::mempool::{Backend, Mempool};
-use crate::quarantine::{Quarantine, QUARANTINE_MAX};
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;

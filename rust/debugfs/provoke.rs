@@ -20,8 +20,8 @@
 //! Each prints the addresses involved, raw (`{:p}` would hash them), as
 //! kmemleak and KASAN print them: this is a test module.
 
+use crate::cache::flags::CacheFlags;
 use crate::cache::Cache;
-use crate::flags::CacheFlags;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use kernel::prelude::*;
@@ -47,7 +47,9 @@ pub(crate) struct Provoke {
 
 impl Provoke {
     /// The file, in rslab's debugfs directory.
-    pub(crate) fn file(root: &crate::debugfs::Dir) -> Result<crate::debugfs::File<Arc<Self>>> {
+    pub(crate) fn file(
+        root: &crate::debugfs::file::Dir,
+    ) -> Result<crate::debugfs::file::File<Arc<Self>>> {
         let provoke = Arc::new(
             Self {
                 cache: Cache::new(c"rslab_provoke", 64, 8, CacheFlags::NONE, None)?,
@@ -62,7 +64,7 @@ impl Provoke {
 
     fn store(&self, reader: &mut UserSliceReader) -> Result {
         let mut buf = [0u8; 32];
-        match crate::debugfs::read_text(reader, &mut buf)?.trim() {
+        match crate::debugfs::file::read_text(reader, &mut buf)?.trim() {
             "chain" => self.chain(),
             "leak" => self.leak(),
             "release" => {

@@ -10,9 +10,9 @@
 //! 8-byte alignment, without debug flags. The rslab calls are kept out of
 //! line, as calls into SLUB are.
 
-use crate::bench_loops::Side;
+use crate::bench::loops::Side;
+use crate::cache::flags::CacheFlags;
 use crate::cache::Cache;
-use crate::flags::CacheFlags;
 use crate::kmalloc::Kmalloc;
 use crate::mempool::{Backend, Mempool};
 use core::ffi::c_void;

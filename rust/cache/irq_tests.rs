@@ -20,8 +20,8 @@
 //! first version of this test showed). A plain hrtimer's callback is hard
 //! interrupt context on other kernels, as a device interrupt handler's is.
 
+use crate::cache::flags::CacheFlags;
 use crate::cache::Cache;
-use crate::flags::CacheFlags;
 use crate::kmalloc::{size_class, Kmalloc};
 use crate::mempool::{Backend, Mempool};
 use core::ptr::NonNull;

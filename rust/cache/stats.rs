@@ -41,10 +41,10 @@ pub enum Stat {
 pub const NR_STATS: usize = Stat::OrderFallback as usize + 1;
 
 // The ABI's event array holds exactly these counters.
-const _: () = assert!(NR_STATS == crate::uapi::NR_EVENTS);
+const _: () = assert!(NR_STATS == crate::device::uapi::NR_EVENTS);
 
 /// The counters' names, as debugfs and the ABI show them.
-pub const STAT_NAMES: [&str; NR_STATS] = crate::uapi::EVENT_NAMES;
+pub const STAT_NAMES: [&str; NR_STATS] = crate::device::uapi::EVENT_NAMES;
 
 /// A set of counters.
 #[derive(Default)]

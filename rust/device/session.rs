@@ -15,16 +15,18 @@
 //! (a user page may fault and wait, on userfaultfd for as long as user
 //! space likes, and the file's other threads must not wait with it).
 
+use crate::cache::flags::CacheFlags;
 use crate::cache::Cache;
+use crate::device::handles::{release, Kind, Table};
+use crate::device::object::{Object, Source};
+use crate::device::quota::{Account, Charge};
+use crate::device::uapi::{
+    self, Bulk, CacheCreate, CacheInfo, HandleArg, ObjAlloc, ObjIo, PoolCreate,
+};
+use crate::device::uapi::{Info, PoolInfo, PoolResize};
 use crate::device::{Arg, Shared};
-use crate::flags::CacheFlags;
-use crate::handles::{release, Kind, Table};
 use crate::mempool::{Backend, Mempool};
-use crate::object::{Object, Source};
-use crate::quota::{Account, Charge};
 use crate::sys;
-use crate::uapi::{self, Bulk, CacheCreate, CacheInfo, HandleArg, ObjAlloc, ObjIo, PoolCreate};
-use crate::uapi::{Info, PoolInfo, PoolResize};
 use core::ops::Range;
 use kernel::alloc::KVVec;
 use kernel::prelude::*;

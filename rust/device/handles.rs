@@ -14,10 +14,10 @@
 //! before its pool or cache, and every pool before its cache.
 
 use crate::cache::Cache;
+use crate::debugfs::Registry;
+use crate::device::object::{Object, Source};
+use crate::device::quota::Charge;
 use crate::mempool::Mempool;
-use crate::object::{Object, Source};
-use crate::quota::Charge;
-use crate::registry::Registry;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 use kernel::sync::Arc;

@@ -28,7 +28,7 @@ use kernel::sync::Arc;
 /// rounded up to its kmalloc class, and what the debugging tools add to it.
 pub const HANDLE_BYTES: usize = (size_of::<kernel::bindings::rb_node>()
     + size_of::<u64>()
-    + size_of::<crate::handles::Entry>())
+    + size_of::<crate::device::handles::Entry>())
 .next_power_of_two()
     + crate::sys::TRACKING_BYTES;
 

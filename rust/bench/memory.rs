@@ -8,8 +8,9 @@
 //! `/sys/kernel/slab/<cache>/` (`slabs`, `order`, `objs_per_slab`; the
 //! kernel caches are `SLAB_NO_MERGE`, so the directory is the cache's own).
 
-use crate::bench_loops::Side;
-use crate::bench_sides::{KernelCache, RslabCache};
+use crate::bench::helpers;
+use crate::bench::loops::Side;
+use crate::bench::sides::{KernelCache, RslabCache};
 use crate::cache::Cache;
 use crate::sys;
 use kernel::prelude::*;
@@ -88,7 +89,7 @@ fn slub_counter(cache: &CStr, attr: &str) -> Result<usize> {
     let mut buf = [0u8; 64];
     // SAFETY: `path` is NUL-terminated; `buf` has room for `buf.len()` bytes.
     let len =
-        unsafe { sys::rslab_bench_read_file(path.as_char_ptr(), buf.as_mut_ptr(), buf.len()) };
+        unsafe { helpers::rslab_bench_read_file(path.as_char_ptr(), buf.as_mut_ptr(), buf.len()) };
     let len = usize::try_from(len).map_err(|_| Error::from_errno(len as i32))?;
     let text = core::str::from_utf8(&buf[..len]).map_err(|_| EIO)?;
     let digits = text

@@ -2,7 +2,7 @@
 
 //! Cache creation flags, named after SLUB's `SLAB_*` flags.
 
-use crate::uapi;
+use crate::device::uapi;
 use core::ops::BitOr;
 
 /// Flags that change how a cache lays out and checks its objects.
