@@ -76,9 +76,11 @@ modules_install:
 	$(check_kdir)
 	$(KMAKE) modules_install
 
+# rust-project.json, at the top of the tree where editors look for it.
 rust-analyzer:
 	$(check_kdir)
 	$(KMAKE) rust-analyzer
+	cp $(MODDIR)/rust-project.json rust-project.json
 
 # The kernel flavours to set up: make check needs both.
 SETUP_FLAVOURS := default
