@@ -43,7 +43,7 @@ pub mod stats;
 pub(crate) mod tests;
 
 use crate::cache::fault::FaultInject;
-use crate::cache::flags::CacheFlags;
+use crate::cache::flags::{CacheFlag, CacheFlags};
 use crate::cache::hotplug::Instance;
 use crate::cache::layout::Layout;
 use crate::cache::node::{Detached, Node};
@@ -135,7 +135,7 @@ fn min_partial(size: usize) -> usize {
 /// The sheaf capacity of a cache of `layout` with `flags`: none for a
 /// debug cache, whose every object is checked at its slab.
 fn capacity(layout: &Layout, flags: CacheFlags) -> usize {
-    if flags.contains(CacheFlags::DEBUG) {
+    if flags.is_debug() {
         0
     } else {
         sheaf_capacity(layout.size)
@@ -144,7 +144,10 @@ fn capacity(layout: &Layout, flags: CacheFlags) -> usize {
 
 /// See [`Cache::fixed_footprint`].
 fn fixed_footprint(layout: &Layout, capacity: usize, min_partial: usize) -> usize {
-    let (cpus, nodes) = (sys::nr_cpu_ids() as usize, sys::nr_node_ids() as usize);
+    let (cpus, nodes) = (
+        kernel::cpu::nr_cpu_ids() as usize,
+        sys::nr_node_ids() as usize,
+    );
     let objects = layout.objects(layout.order) as usize;
     let slab = crate::cache::layout::slab_bytes(layout.order) + Slab::metadata_bytes(objects);
     // Objects parked in sheaves and depots, or held in the KASAN quarantine.
@@ -260,16 +263,17 @@ impl Cache {
         name: &CStr,
         size: usize,
         align: usize,
-        flags: CacheFlags,
+        flags: impl Into<CacheFlags>,
         ctor: Option<Ctor>,
     ) -> Result<Arc<Self>> {
+        let flags = flags.into();
         if name.is_empty() {
             return Err(EINVAL);
         }
         // As in SLUB, a constructed object's free contents are its state:
         // they cannot be poisoned.
         let flags = if ctor.is_some() {
-            flags.without(CacheFlags::POISON)
+            flags & !CacheFlags::from(CacheFlag::Poison)
         } else {
             flags
         };
@@ -279,7 +283,7 @@ impl Cache {
             nodes.push(KBox::pin_init(Node::new(), GFP_KERNEL)?, GFP_KERNEL)?;
         }
         let capacity = capacity(&layout, flags);
-        let plain = ctor.is_none() && !flags.contains(CacheFlags::POISON);
+        let plain = ctor.is_none() && !flags.contains(CacheFlag::Poison);
         let init_free = plain && sys::init_on_free();
         let quarantine = Quarantine::new(capacity, layout.size, layout.free_offset);
         let quarantine = KBox::pin_init(quarantine, GFP_KERNEL)?;
@@ -884,7 +888,7 @@ impl Cache {
     /// As for [`Cache::free`], for each pointer (not null).
     unsafe fn return_batch(&self, objs: &[*mut u8], freed: &mut Detached) {
         let p = self.params();
-        let checks = self.flags.contains(CacheFlags::CONSISTENCY_CHECKS);
+        let checks = self.flags.contains(CacheFlag::ConsistencyChecks);
         let mut held = None;
         for &obj in objs {
             // SAFETY: The caller's promise: not null.
@@ -1177,7 +1181,7 @@ impl Cache {
         st.quarantined_objs = self.quarantine.len();
         st.cached_objs += st.quarantined_objs;
         self.events.add_to(&mut st.events);
-        for cpu in 0..sys::nr_cpu_ids() {
+        for cpu in 0..kernel::cpu::nr_cpu_ids() {
             if let Some(shared) = self.cpus.shared(cpu) {
                 shared.counters.add_to(&mut st.events);
                 st.cached_objs += shared.cached.load(Relaxed);
@@ -1209,7 +1213,7 @@ impl Cache {
         self.cpuhp.remove();
         // Every sheaf straight back to its slabs: nothing is allocated here,
         // so nothing can fail and count a free object as leaked.
-        for cpu in (0..sys::nr_cpu_ids()).filter(|&cpu| sys::cpu_possible(cpu)) {
+        for cpu in (0..kernel::cpu::nr_cpu_ids()).filter(|&cpu| sys::cpu_possible(cpu)) {
             // SAFETY: `&mut self`: no CPU can be using the cache any more.
             unsafe {
                 self.cpus.with_unused(cpu, |sheaf, shared| {

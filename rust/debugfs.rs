@@ -142,7 +142,8 @@ fn push_fault_files<T: HasFault + Clone + Send + Sync + 'static>(
     )
 }
 
-/// Reads a decimal `u32` written to a debugfs file.
+/// Reads a decimal `u32` written to a debugfs file. (Not the kernel crate's
+/// debugfs `Atomic<u32>` files: they set no `.owner`, see `debugfs/file.rs`.)
 fn read_u32(reader: &mut UserSliceReader) -> Result<u32> {
     let mut buf = [0u8; 16];
     file::read_text(reader, &mut buf)?

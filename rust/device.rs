@@ -163,11 +163,32 @@ fn request<T: Request>(user: UserPtr) -> Result<Arg<T>> {
     Ok(arg)
 }
 
-// The ABI file's encoding is the kernel's.
+// The ABI file's encoding of every command is the kernel's own.
 const _: () = {
-    assert!(uapi::IOC_INFO == kernel::ioctl::_IOR::<Info>(uapi::IOC_MAGIC, 0));
-    assert!(uapi::IOC_ALLOC == kernel::ioctl::_IOWR::<ObjAlloc>(uapi::IOC_MAGIC, 3));
-    assert!(uapi::IOC_FREE == kernel::ioctl::_IOW::<HandleArg>(uapi::IOC_MAGIC, 4));
+    use kernel::ioctl::{_IOR, _IOW, _IOWR};
+    const M: u32 = uapi::IOC_MAGIC;
+    let kernel = [
+        _IOR::<Info>(M, 0),
+        _IOWR::<CacheCreate>(M, 1),
+        _IOW::<HandleArg>(M, 2),
+        _IOWR::<ObjAlloc>(M, 3),
+        _IOW::<HandleArg>(M, 4),
+        _IOW::<ObjIo>(M, 5),
+        _IOW::<ObjIo>(M, 6),
+        _IOW::<Bulk>(M, 7),
+        _IOW::<Bulk>(M, 8),
+        _IOWR::<PoolCreate>(M, 9),
+        _IOW::<PoolResize>(M, 10),
+        _IOW::<HandleArg>(M, 11),
+        _IOW::<HandleArg>(M, 12),
+        _IOWR::<CacheInfo>(M, 13),
+        _IOWR::<PoolInfo>(M, 14),
+    ];
+    let mut nr = 0;
+    while nr < uapi::COMMANDS.len() {
+        assert!(uapi::COMMANDS[nr].1 == kernel[nr]);
+        nr += 1;
+    }
 };
 
 /// Checks `cmd` against the command table: `ENOTTY` if it is not one of

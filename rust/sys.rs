@@ -132,13 +132,6 @@ pub(crate) fn cpu_possible(cpu: u32) -> bool {
     unsafe { rslab_cpu_possible(cpu) }
 }
 
-/// The number of possible CPU ids (`nr_cpu_ids`).
-pub(crate) fn nr_cpu_ids() -> u32 {
-    // SAFETY: `nr_cpu_ids` is set during boot, before modules load, and
-    // never written again.
-    unsafe { bindings::nr_cpu_ids }
-}
-
 /// The number of present CPUs, which SLUB's order calculation uses.
 pub(crate) fn num_present_cpus() -> u32 {
     // SAFETY: Reads a cpumask weight; no preconditions.

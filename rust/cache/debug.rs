@@ -8,7 +8,7 @@
 //! object is allocated and `RED_INACTIVE` while it is free. Everything here
 //! works on the byte slice of one slot and is safe code.
 
-use crate::cache::flags::CacheFlags;
+use crate::cache::flags::{CacheFlag, CacheFlags};
 use crate::cache::layout::Layout;
 use crate::sys;
 use core::fmt;
@@ -58,13 +58,13 @@ fn poison_range(layout: &Layout) -> core::ops::Range<usize> {
 
 /// Prepares a slot that becomes free: poison it and mark its red zone.
 pub(crate) fn prepare_free(layout: &Layout, flags: CacheFlags, slot: &mut [u8]) {
-    if flags.contains(CacheFlags::POISON) {
+    if flags.contains(CacheFlag::Poison) {
         let range = poison_range(layout);
         let last = range.end - 1;
         slot[range].fill(POISON_FREE);
         slot[last] = POISON_END;
     }
-    if flags.contains(CacheFlags::RED_ZONE) {
+    if flags.contains(CacheFlag::RedZone) {
         slot[layout.object_size..layout.red_zone_end].fill(RED_INACTIVE);
     }
 }
@@ -72,7 +72,7 @@ pub(crate) fn prepare_free(layout: &Layout, flags: CacheFlags, slot: &mut [u8]) 
 /// Prepares a slot that is handed out: check its poison (a write after
 /// free) and its inactive red zone, then arm the red zone.
 pub(crate) fn prepare_alloc(layout: &Layout, flags: CacheFlags, name: &CStr, slot: &mut [u8]) {
-    if flags.contains(CacheFlags::POISON) {
+    if flags.contains(CacheFlag::Poison) {
         let range = poison_range(layout);
         let last = range.end - 1;
         let bad = slot[range.clone()]
@@ -87,7 +87,7 @@ pub(crate) fn prepare_alloc(layout: &Layout, flags: CacheFlags, name: &CStr, slo
             );
         }
     }
-    if flags.contains(CacheFlags::RED_ZONE) {
+    if flags.contains(CacheFlag::RedZone) {
         let zone = &mut slot[layout.object_size..layout.red_zone_end];
         if zone.iter().any(|&b| b != RED_INACTIVE) {
             report(
@@ -103,7 +103,7 @@ pub(crate) fn prepare_alloc(layout: &Layout, flags: CacheFlags, name: &CStr, slo
 /// Checks the red zone of an allocated slot about to be freed; `false`
 /// (after a report) if something wrote past the end of the object.
 pub(crate) fn check_red_zone(layout: &Layout, flags: CacheFlags, name: &CStr, slot: &[u8]) -> bool {
-    if !flags.contains(CacheFlags::RED_ZONE) {
+    if !flags.contains(CacheFlag::RedZone) {
         return true;
     }
     let zone = &slot[layout.object_size..layout.red_zone_end];

@@ -9,7 +9,7 @@
 //! Skipped without generic KASAN.
 
 use crate::cache::debug::REPORTS;
-use crate::cache::flags::CacheFlags;
+use crate::cache::flags::{CacheFlag, CacheFlags};
 use crate::cache::quarantine::{Quarantine, QUARANTINE_MAX};
 use crate::cache::Cache;
 use crate::kmalloc::Kmalloc;
@@ -62,7 +62,11 @@ mod tests {
         if no_kasan() {
             return Ok(());
         }
-        for flags in [CacheFlags::NONE, CacheFlags::RED_ZONE, CacheFlags::POISON] {
+        for flags in [
+            CacheFlags::NONE,
+            CacheFlag::RedZone.into(),
+            CacheFlag::Poison.into(),
+        ] {
             for size in [1, 7, 8, 13, 24, 64, 100, 4000] {
                 let cache = Cache::new(c"rslab_test_kasan", size, 8, flags, None)?;
                 let one = cache.alloc(GFP_KERNEL)?;
@@ -147,7 +151,7 @@ mod tests {
         if no_kasan() {
             return Ok(());
         }
-        let checks = CacheFlags::CONSISTENCY_CHECKS;
+        let checks = CacheFlag::ConsistencyChecks;
         let checked = Cache::new(c"rslab_test_kasan_qc", 24, 8, checks, None)?;
         let obj = checked.alloc(GFP_KERNEL)?;
         // SAFETY: From `checked`, freed once.

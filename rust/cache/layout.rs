@@ -9,7 +9,7 @@
 //! rslab keeps its per-slab metadata off the slab (see [`crate::cache::slab`]), so
 //! a slab holds exactly as many objects as SLUB's slab of the same order.
 
-use crate::cache::flags::CacheFlags;
+use crate::cache::flags::{CacheFlag, CacheFlags};
 use crate::sys::PAGE_SIZE;
 use core::num::NonZeroUsize;
 use kernel::prelude::*;
@@ -93,7 +93,7 @@ pub(crate) fn calculate_order(size: NonZeroUsize, nr_cpus: u32) -> Result<u32> {
 /// SLUB's `calculate_alignment()`.
 fn calculate_alignment(flags: CacheFlags, align: usize, size: usize) -> usize {
     let mut align = align.max(WORD);
-    if flags.contains(CacheFlags::HWCACHE_ALIGN) {
+    if flags.contains(CacheFlag::HwcacheAlign) {
         let mut line = CACHE_LINE;
         while size <= line / 2 {
             line /= 2;
@@ -119,29 +119,30 @@ impl Layout {
     pub fn new(
         object_size: usize,
         align: usize,
-        flags: CacheFlags,
+        flags: impl Into<CacheFlags>,
         has_ctor: bool,
         nr_cpus: u32,
     ) -> Result<Self> {
+        let flags = flags.into();
         if object_size == 0 || !align.is_power_of_two() || object_size > slab_bytes(MAX_ORDER) {
             return Err(EINVAL);
         }
         let align = calculate_alignment(flags, align, object_size);
         let mut inuse = object_size.next_multiple_of(WORD);
-        let red_zone_end = if flags.contains(CacheFlags::RED_ZONE) {
+        let red_zone_end = if flags.contains(CacheFlag::RedZone) {
             inuse += WORD;
             inuse
         } else {
             object_size
         };
-        if cfg!(CONFIG_KASAN_GENERIC) && !flags.contains(CacheFlags::RED_ZONE) {
+        if cfg!(CONFIG_KASAN_GENERIC) && !flags.contains(CacheFlag::RedZone) {
             // KASAN: a granule (a word) of poisoned shadow after every
             // object, so that a read past one is reported, not taken for an
             // access to its neighbour (SLUB's KASAN adds red zones too).
             inuse += WORD;
         }
-        let tiny_red_zone = flags.contains(CacheFlags::RED_ZONE) && object_size < WORD;
-        let free_offset = if has_ctor || flags.contains(CacheFlags::POISON) || tiny_red_zone {
+        let tiny_red_zone = flags.contains(CacheFlag::RedZone) && object_size < WORD;
+        let free_offset = if has_ctor || flags.contains(CacheFlag::Poison) || tiny_red_zone {
             inuse += WORD;
             inuse - WORD
         } else {
@@ -177,7 +178,7 @@ impl Layout {
 #[cfg(rslab_kunit)]
 #[kunit_tests(rslab_layout)]
 mod tests {
-    use crate::cache::flags::CacheFlags;
+    use crate::cache::flags::{CacheFlag, CacheFlags};
     use crate::cache::layout::Layout;
     use kernel::prelude::*;
 
@@ -244,7 +245,7 @@ mod tests {
 
     #[test]
     fn debug_layout_keeps_the_free_pointer_outside() -> Result {
-        let l = Layout::new(60, 8, CacheFlags::POISON | CacheFlags::RED_ZONE, false, 2)?;
+        let l = Layout::new(60, 8, CacheFlag::Poison | CacheFlag::RedZone, false, 2)?;
         // Object 60, red zone to 72 (padding plus a word), free pointer at 72.
         assert_eq!(l.red_zone_end, 72);
         assert_eq!(l.free_offset, 72);
@@ -260,10 +261,10 @@ mod tests {
     #[test]
     fn the_free_pointer_never_overlaps_a_red_zone() -> Result {
         // A 4-byte object: red zone [4, 16), free pointer after it, at 16.
-        let l = Layout::new(4, 8, CacheFlags::RED_ZONE, false, 2)?;
+        let l = Layout::new(4, 8, CacheFlag::RedZone, false, 2)?;
         assert_eq!((l.red_zone_end, l.free_offset, l.size), (16, 16, 24));
         for size in 1..=256 {
-            let l = Layout::new(size, 8, CacheFlags::RED_ZONE, false, 2)?;
+            let l = Layout::new(size, 8, CacheFlag::RedZone, false, 2)?;
             let pointer = l.free_offset..l.free_offset + 8;
             assert!(pointer.end <= size || pointer.start >= l.red_zone_end);
             assert!(pointer.end <= l.size);
@@ -273,7 +274,7 @@ mod tests {
 
     #[test]
     fn hwcache_align_rounds_to_a_fitting_line_fraction() -> Result {
-        let hw = CacheFlags::HWCACHE_ALIGN;
+        let hw = CacheFlag::HwcacheAlign;
         assert_eq!(Layout::new(20, 8, hw, false, 2)?.align, 32);
         assert_eq!(Layout::new(100, 8, hw, false, 2)?.size, 128);
         Ok(())

@@ -20,6 +20,10 @@ use kernel::prelude::*;
 use kernel::sync::SpinLockIrq;
 
 /// An intrusive doubly linked list of slabs, threaded through [`Slab`].
+///
+/// Not `kernel::list::List`: its items are `ListArc`s, but a slab's
+/// metadata is owned through the raw pointer in its head page's `private`
+/// (a free finds it there, lock-free), which an `Arc` cannot be rebuilt from.
 pub(crate) struct SlabList {
     head: *mut Slab,
     len: usize,

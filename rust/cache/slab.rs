@@ -25,13 +25,14 @@
 //!   holds the slab (see [`crate::cache::node`]).
 
 use crate::cache::debug;
-use crate::cache::flags::CacheFlags;
+use crate::cache::flags::{CacheFlag, CacheFlags};
 use crate::cache::kasan;
 use crate::cache::layout::Layout;
 use crate::page::Pages;
 use crate::sys;
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
+use kernel::bitmap::BitmapVec;
 use kernel::prelude::*;
 
 /// Which node list a slab is on.
@@ -84,7 +85,7 @@ pub(crate) struct Slab {
     inuse: u32,
     node: i32,
     freelist: *mut u8,
-    allocated: KVec<u64>,
+    allocated: Option<BitmapVec>,
 }
 
 // SAFETY: A `Slab` is only reached under its node's lock (or by its creator
@@ -122,12 +123,11 @@ impl Slab {
         meta_gfp: kernel::alloc::Flags,
     ) -> Option<NonNull<Slab>> {
         let objects = p.layout.objects(order);
-        let words = if p.flags.contains(CacheFlags::CONSISTENCY_CHECKS) {
-            (objects as usize).div_ceil(64)
+        let allocated = if p.flags.contains(CacheFlag::ConsistencyChecks) {
+            Some(BitmapVec::new(objects as usize, meta_gfp).ok()?)
         } else {
-            0
+            None
         };
-        let allocated = KVec::from_elem(0u64, words, meta_gfp).ok()?;
         // A constructor sees zeroed memory, never stale page contents.
         let gfp = if p.ctor.is_some() {
             gfp | kernel::bindings::__GFP_ZERO
@@ -158,8 +158,11 @@ impl Slab {
         // report the metadata (the node lists hold it) or its bitmap.
         sys::kmemleak_ignore(slab.as_ptr().cast());
         // SAFETY: Not yet published; only the bitmap's address is read.
-        if let Some(words) = unsafe { slab.as_ref() }.allocated.first() {
-            sys::kmemleak_ignore(core::ptr::from_ref(words).cast());
+        if let Some(bits) = unsafe { slab.as_ref() }.allocated.as_ref() {
+            // (A bitmap of one word is inline, not allocated.)
+            if bits.len() > BitmapVec::MAX_INLINE_LEN {
+                sys::kmemleak_ignore(bits.as_ptr().cast());
+            }
         }
         // SAFETY: The slab is not yet published, so this is the only reference.
         let s = unsafe { slab.as_mut() };
@@ -360,23 +363,29 @@ impl Slab {
     /// Sets or clears `obj`'s bit in `allocated`: only with consistency
     /// checks, so that other caches never work out a slot index.
     fn mark(&mut self, layout: &Layout, obj: *const u8, allocated: bool) {
-        if self.allocated.is_empty() {
+        if self.allocated.is_none() {
             return;
         }
         let Some(index) = self.index_of(layout, obj) else {
             return;
         };
-        if let Some(word) = self.allocated.get_mut(index / 64) {
-            let bit = 1 << (index % 64);
-            *word = if allocated { *word | bit } else { *word & !bit };
+        let Some(bits) = self.allocated.as_mut() else {
+            return;
+        };
+        if allocated {
+            bits.set_bit(index);
+        } else {
+            bits.clear_bit(index);
         }
     }
 
     /// Checks a pointer about to be freed to this slab (consistency checks).
     pub(crate) fn check_free(&self, p: &SlabParams<'_>, obj: *mut u8) -> Result<(), BadFree> {
         let index = self.index_of(p.layout, obj).ok_or(BadFree::Misaligned)?;
-        if let Some(word) = self.allocated.get(index / 64) {
-            if word & (1 << (index % 64)) == 0 {
+        // (7.3's `Bitmap` has no `test_bit`: the next set bit from
+        // `index` is `index` itself exactly when that bit is set.)
+        if let Some(bits) = &self.allocated {
+            if bits.next_bit(index) != Some(index) {
                 return Err(BadFree::DoubleFree);
             }
         }

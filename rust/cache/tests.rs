@@ -32,7 +32,7 @@ pub(crate) fn race_window(cache: &crate::cache::Cache, obj: NonNull<u8>) {
 #[kunit_tests(rslab_cache)]
 pub(crate) mod cache_tests {
     use crate::cache::debug::REPORTS;
-    use crate::cache::flags::CacheFlags;
+    use crate::cache::flags::{CacheFlag, CacheFlags};
     use crate::cache::quarantine::Quarantine;
     use crate::cache::stats::Stat;
     use crate::cache::Cache;
@@ -46,7 +46,7 @@ pub(crate) mod cache_tests {
         REPORTS.load(Relaxed)
     }
 
-    fn cache(name: &CStr, size: usize, flags: CacheFlags) -> Result<Arc<Cache>> {
+    fn cache(name: &CStr, size: usize, flags: impl Into<CacheFlags>) -> Result<Arc<Cache>> {
         Cache::new(name, size, 8, flags, None)
     }
 
@@ -152,7 +152,7 @@ pub(crate) mod cache_tests {
     #[test]
     fn filling_and_freeing_keeps_min_partial_then_shrink_frees_all() -> Result {
         // A debug cache has no sheaves: every free reaches its slab at once.
-        let cache = cache(c"rslab_test_fill", 256, CacheFlags::CONSISTENCY_CHECKS)?;
+        let cache = cache(c"rslab_test_fill", 256, CacheFlag::ConsistencyChecks)?;
         let l = *cache.layout();
         let per_slab = l.objects(l.order) as usize;
         let mut objs = alloc_n(&cache, per_slab * 12)?;
@@ -222,7 +222,7 @@ pub(crate) mod cache_tests {
         let flags = if crate::sys::CHECK_FREES {
             CacheFlags::NONE
         } else {
-            CacheFlags::CONSISTENCY_CHECKS
+            CacheFlag::ConsistencyChecks.into()
         };
         let a = cache(c"rslab_test_foreign_a", 64, flags)?;
         let b = cache(c"rslab_test_foreign_b", 64, flags)?;
@@ -260,13 +260,16 @@ pub(crate) mod cache_tests {
     /// cache, a shrink and a reclaim.
     #[test]
     fn in_use_counters_equal_a_walk_of_the_slabs() -> Result {
-        for flags in [CacheFlags::NONE, CacheFlags::DEBUG] {
+        for flags in [
+            CacheFlags::NONE,
+            CacheFlag::Poison | CacheFlag::RedZone | CacheFlag::ConsistencyChecks,
+        ] {
             let cache = cache(c"rslab_test_inuse", 64, flags)?;
             let mut kept = alloc_n(&cache, 700)?;
             let mut freed = alloc_n(&cache, 300)?;
             free_all(&cache, &mut freed);
             assert!(cache.inuse_counters_match());
-            if flags.contains(CacheFlags::CONSISTENCY_CHECKS) {
+            if flags.contains(CacheFlag::ConsistencyChecks) {
                 let obj = cache.alloc(GFP_KERNEL)?;
                 let before = reports();
                 // SAFETY: Freed once, then (deliberately, with checks that
@@ -293,7 +296,7 @@ pub(crate) mod cache_tests {
     /// slab (KASAN sees it if it does): it is reported as a double free.
     #[test]
     fn a_double_free_racing_the_slabs_free_is_reported() -> Result {
-        let cache = cache(c"rslab_test_race", 64, CacheFlags::CONSISTENCY_CHECKS)?;
+        let cache = cache(c"rslab_test_race", 64, CacheFlag::ConsistencyChecks)?;
         let per_slab = cache.layout().objects(cache.layout().order) as usize;
         let mut objs = alloc_n(&cache, (cache.min_partial() + 1) * per_slab)?;
         let last = objs.pop().ok_or(EINVAL)?;
@@ -402,7 +405,7 @@ pub(crate) mod cache_tests {
             sys::kunit_skip(c"init_on_alloc is off (boot with init_on_alloc=1)");
             return Ok(());
         }
-        for flags in [CacheFlags::NONE, CacheFlags::RED_ZONE] {
+        for flags in [CacheFlags::NONE, CacheFlag::RedZone.into()] {
             let cache = cache(c"rslab_test_init_alloc", 96, flags)?;
             let n = 200;
             assert_eq!(
@@ -433,7 +436,7 @@ pub(crate) mod cache_tests {
         }
         for flags in [
             CacheFlags::NONE,
-            CacheFlags::RED_ZONE | CacheFlags::CONSISTENCY_CHECKS,
+            CacheFlag::RedZone | CacheFlag::ConsistencyChecks,
         ] {
             let cache = cache(c"rslab_test_init_free", 96, flags)?;
             // Enough to overflow the sheaf, the depot and several slabs.
@@ -571,7 +574,7 @@ pub(crate) mod cache_tests {
 
     #[test]
     fn poison_detects_a_write_after_free() -> Result {
-        let cache = cache(c"rslab_test_poison", 64, CacheFlags::POISON)?;
+        let cache = cache(c"rslab_test_poison", 64, CacheFlag::Poison)?;
         let obj = cache.alloc(GFP_KERNEL)?;
         // SAFETY: From `cache`, freed once.
         unsafe { cache.free(obj) };
@@ -597,7 +600,7 @@ pub(crate) mod cache_tests {
 
     #[test]
     fn red_zone_detects_a_write_past_the_object() -> Result {
-        let cache = cache(c"rslab_test_redzone", 60, CacheFlags::RED_ZONE)?;
+        let cache = cache(c"rslab_test_redzone", 60, CacheFlag::RedZone)?;
         let obj = cache.alloc(GFP_KERNEL)?;
         let before = reports();
         // This test is about rslab's red zone check, not KASAN's.
@@ -617,7 +620,7 @@ pub(crate) mod cache_tests {
 
     #[test]
     fn bad_frees_are_reported_and_ignored() -> Result {
-        let checks = CacheFlags::CONSISTENCY_CHECKS;
+        let checks = CacheFlag::ConsistencyChecks;
         let a = cache(c"rslab_test_bad_a", 64, checks)?;
         let b = cache(c"rslab_test_bad_b", 64, checks)?;
         let obj = a.alloc(GFP_KERNEL)?;
@@ -648,7 +651,7 @@ pub(crate) mod cache_tests {
 
     #[test]
     fn corrupted_freelist_is_reported_not_followed() -> Result {
-        let cache = cache(c"rslab_test_freelist", 64, CacheFlags::CONSISTENCY_CHECKS)?;
+        let cache = cache(c"rslab_test_freelist", 64, CacheFlag::ConsistencyChecks)?;
         let l = *cache.layout();
         let (a, b) = (cache.alloc(GFP_KERNEL)?, cache.alloc(GFP_KERNEL)?);
         // SAFETY: From `cache`, each freed once; the freelist is now a, b, ...

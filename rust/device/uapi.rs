@@ -320,7 +320,8 @@ const DIR_WRITE: u32 = 1;
 const DIR_READ: u32 = 2;
 
 /// `_IOC(dir, IOC_MAGIC, nr, size)` with the generic (x86, arm64, riscv)
-/// encoding; the module checks it against the kernel's own `_IOWR`.
+/// encoding; the module checks every command against the kernel's own
+/// `_IOR`/`_IOW`/`_IOWR` (`device.rs`).
 const fn ioc<T>(dir: u32, nr: u32) -> u32 {
     (dir << 30) | ((core::mem::size_of::<T>() as u32) << 16) | (IOC_MAGIC << 8) | nr
 }
