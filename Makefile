@@ -106,16 +106,21 @@ check-vm: setup
 	$(MAKE) FLAVOUR=debug test-modules
 	$(MAKE) vm-checks
 
-# rslabctl, built on the host with the crates in Cargo.lock.
+# rslabctl, built on the host with the crates in tools/Cargo.lock (one
+# workspace: rslabctl, rslab-plot and rslab-uapi, the ABI crate; one
+# target/ folder, tools/target).
 tools:
 	$(CARGO) build --release $(CARGO_FLAGS)
 
 # The tool's own tests (argument parsing, table rendering, ABI layout),
 # clippy with every warning an error, and rustfmt.
+UAPI_FLAGS := --locked --manifest-path tools/rslab-uapi/Cargo.toml
 tools-check:
 	$(CARGO) test --release $(CARGO_FLAGS)
 	$(CARGO) clippy --release --all-targets $(CARGO_FLAGS) -- -D warnings
+	$(CARGO) clippy --release --all-targets $(UAPI_FLAGS) -- -D warnings
 	$(CARGO) fmt --check --manifest-path $(RSLABCTL)/Cargo.toml
+	$(CARGO) fmt --check --manifest-path tools/rslab-uapi/Cargo.toml
 
 # tools/rslab-plot draws make bench's ratios; checked like rslabctl.
 PLOT := tools/rslab-plot
@@ -133,11 +138,11 @@ bench: setup
 	$(MAKE) test-modules plot-tool
 	scripts/bench
 
-# The ABI as rust/device/uapi.rs has it (via rslabctl) and as a C compiler makes of
+# The ABI as rust/device/uapi.rs has it (via rslab-uapi and rslabctl) and as a C compiler makes of
 # include/uapi/rslab.h (via rslab_sys) must be the same.
 abi-check: tools selftests
 	@mkdir -p build
-	$(RSLABCTL)/target/release/rslabctl abi > build/abi-rust.txt
+	tools/target/release/rslabctl abi > build/abi-rust.txt
 	$(SELFTESTS)/rslab_sys abi > build/abi-c.txt
 	diff -u build/abi-c.txt build/abi-rust.txt
 	@echo "abi-check: rust/device/uapi.rs and include/uapi/rslab.h agree ($$(wc -l < build/abi-c.txt) items)"

@@ -53,7 +53,9 @@ pub enum Command {
     Stress(crate::stress::StressArgs),
     /// Seeded random ioctls with hostile arguments, then a health check.
     Fuzz(crate::fuzz::FuzzArgs),
-    /// Print the ABI (sizes, offsets, command numbers) as the tool sees it.
+    /// Print the ABI (sizes, offsets, command numbers) as the tool sees it
+    /// (for make abi-check; hidden from --help).
+    #[command(hide = true)]
     Abi,
 }
 
@@ -205,12 +207,38 @@ pub enum Op {
     },
     /// Run a shell command while the device stays open (for scripts that
     /// look at debugfs between operations). In a batch, the rest of the
-    /// line goes to `sh -c` as written.
+    /// line goes to `sh -c` as written. A test aid, hidden from --help.
+    #[command(hide = true)]
     Sh {
         /// The command line, passed to `sh -c`.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+}
+
+impl Op {
+    /// The operation's subcommand name, as clap spells it (checked by the
+    /// test `names_are_clap_names`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Info => "info",
+            Op::CacheCreate { .. } => "cache-create",
+            Op::CacheDestroy { .. } => "cache-destroy",
+            Op::Alloc { .. } => "alloc",
+            Op::Free { .. } => "free",
+            Op::Write { .. } => "write",
+            Op::Read { .. } => "read",
+            Op::BulkAlloc { .. } => "bulk-alloc",
+            Op::BulkFree { .. } => "bulk-free",
+            Op::PoolCreate { .. } => "pool-create",
+            Op::PoolResize { .. } => "pool-resize",
+            Op::PoolDestroy { .. } => "pool-destroy",
+            Op::Shrink { .. } => "shrink",
+            Op::CacheInfo { .. } => "cache-info",
+            Op::PoolInfo { .. } => "pool-info",
+            Op::Sh { .. } => "sh",
+        }
+    }
 }
 
 /// A cache flag.
@@ -394,6 +422,58 @@ mod tests {
         assert_eq!(sh.unwrap().op, Op::Sh { command: want });
         assert!(parse_batch_line("frobnicate 1").unwrap().is_err());
         assert!(parse_batch_line("write 1 'unbalanced").unwrap().is_err());
+    }
+
+    /// Every subcommand clap knows, parsed with a made-up value for each
+    /// required argument, names itself by `Op::name`.
+    #[test]
+    fn names_are_clap_names() {
+        use clap::CommandFactory;
+        let cmd = BatchLine::command();
+        let mut seen = 0;
+        for sub in cmd.get_subcommands() {
+            let mut words = vec![sub.get_name().to_string()];
+            for arg in sub.get_arguments().filter(|a| a.is_required_set()) {
+                let value = if arg.get_id() == "backend" {
+                    "cache:1"
+                } else {
+                    "1"
+                };
+                if let Some(long) = arg.get_long() {
+                    words.push(format!("--{long}"));
+                }
+                words.push(value.into());
+            }
+            let line =
+                BatchLine::try_parse_from(&words).unwrap_or_else(|e| panic!("{words:?}: {e}"));
+            assert_eq!(line.op.name(), sub.get_name());
+            seen += 1;
+        }
+        assert_eq!(seen, 16);
+    }
+
+    /// `top` takes slabtop's short options and sort letters.
+    #[test]
+    fn top_takes_slabtops_flags() {
+        use crate::top::SortKey;
+        let c = cli(&["top", "-o", "-d", "0.5", "-s", "l"]).unwrap();
+        let Command::Top(args) = c.command else {
+            panic!("not top");
+        };
+        assert!(args.once);
+        assert_eq!(args.delay, 0.5);
+        assert_eq!(args.sort, SortKey::Slabs);
+        for (letter, key) in [
+            ("n", SortKey::Name),
+            ("a", SortKey::Active),
+            ("c", SortKey::Memory),
+        ] {
+            let Command::Top(args) = cli(&["top", "-s", letter]).unwrap().command else {
+                panic!("not top");
+            };
+            assert_eq!(args.sort, key);
+        }
+        assert!(cli(&["top", "-s", "z"]).is_err());
     }
 
     #[test]

@@ -14,8 +14,6 @@ mod ops;
 mod stress;
 mod top;
 mod tui;
-#[path = "../../../rust/device/uapi.rs"]
-mod uapi;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -23,6 +21,9 @@ use cli::{Cli, Command, Line};
 use device::Device;
 use std::io::{BufRead, BufReader};
 use std::process::ExitCode;
+
+/// The ABI, from the module's own source (see `rslab-uapi`).
+use rslab_uapi as uapi;
 
 /// Runs every line of a batch script on one open file; stops at the first
 /// line that does not go as expected.

@@ -160,19 +160,6 @@ pub fn run(dev: &Device, op: &Op) -> Res<Outcome> {
 }
 
 /// The operation's name as the command line spells it.
-fn op_name(op: &Op) -> String {
-    let debug = format!("{op:?}");
-    let variant = debug.split([' ', '{', '(']).next().unwrap_or_default();
-    let mut name = String::new();
-    for (i, c) in variant.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            name.push('-');
-        }
-        name.push(c.to_ascii_lowercase());
-    }
-    name
-}
-
 /// Renders a result as text lines.
 pub fn text(result: &Res<Outcome>) -> String {
     match result {
@@ -197,7 +184,7 @@ pub fn text(result: &Res<Outcome>) -> String {
 /// Renders a result as a JSON object.
 pub fn json(op: &Op, result: &Res<Outcome>) -> Value {
     let mut obj = Map::new();
-    obj.insert("op".into(), json!(op_name(op)));
+    obj.insert("op".into(), json!(op.name()));
     obj.insert("ok".into(), json!(result.is_ok()));
     match result {
         Err(e) => {
@@ -260,7 +247,7 @@ pub fn run_and_print(dev: &Device, line: &Line, json_out: bool) -> bool {
             (false, Some(want)) => &format!(" (expected {want:?})"),
             _ => "",
         };
-        let out = format!("{}: {}{mark}", op_name(&line.op), text(&result));
+        let out = format!("{}: {}{mark}", line.op.name(), text(&result));
         if ok {
             println!("{out}");
         } else {
@@ -273,26 +260,6 @@ pub fn run_and_print(dev: &Device, line: &Line, json_out: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::CacheFlag;
-
-    #[test]
-    fn names_operations_as_the_command_line_does() {
-        assert_eq!(op_name(&Op::Info), "info");
-        let create = Op::CacheCreate {
-            name: "a".into(),
-            size: 1,
-            align: 0,
-            flags: vec![CacheFlag::Poison],
-        };
-        assert_eq!(op_name(&create), "cache-create");
-        assert_eq!(
-            op_name(&Op::BulkFree {
-                cache: 1,
-                ids: vec![2]
-            }),
-            "bulk-free"
-        );
-    }
 
     #[test]
     fn hex_round_trips_and_rejects_junk() {

@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 #[derive(Args, Debug, Clone)]
 pub struct TopArgs {
     /// Print one table (after two samples --delay apart, for the rates) and exit.
-    #[arg(long)]
+    #[arg(short, long)]
     pub once: bool,
-    /// The column to sort caches by (largest first; names A to Z).
-    #[arg(long, value_enum, default_value_t = SortKey::Objs)]
+    /// The column to sort caches by (largest first; names A to Z); slabtop's
+    /// letters work too (n o a u s l c).
+    #[arg(short, long, value_enum, default_value_t = SortKey::Objs)]
     pub sort: SortKey,
     /// Seconds between refreshes.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(short, long, default_value_t = 2.0)]
     pub delay: f64,
     /// rslab's debugfs directory.
     #[arg(long, default_value = "/sys/kernel/debug/rslab")]
@@ -35,18 +36,25 @@ pub struct TopArgs {
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortKey {
     /// The name.
+    #[value(alias = "n")]
     Name,
     /// Objects in slabs.
+    #[value(alias = "o")]
     Objs,
     /// Objects allocated.
+    #[value(alias = "a")]
     Active,
     /// Allocated share of the objects.
+    #[value(alias = "u")]
     Use,
     /// The object size.
+    #[value(alias = "s")]
     Size,
     /// Slabs.
+    #[value(alias = "l")]
     Slabs,
     /// Memory held.
+    #[value(alias = "c")]
     Memory,
     /// Allocations per second.
     Allocs,

@@ -36,7 +36,7 @@ RSLAB_MODDIR=${RSLAB_MODDIR:-$RSLAB_TREE/build/$RSLAB_FLAVOUR}
 # the scripts, in the tree or where kselftest installed them.
 RSLAB_SELFTESTS=${RSLAB_SELFTESTS:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 # The tool the scripts drive, as `make tools` builds it.
-RSLABCTL=${RSLABCTL:-$RSLAB_TREE/tools/rslabctl/target/release/rslabctl}
+RSLABCTL=${RSLABCTL:-$RSLAB_TREE/tools/target/release/rslabctl}
 
 ktap_header() { echo "TAP version 13"; }
 ktap_plan() { KTAP_PLAN=$1; echo "1..$1"; }
