@@ -157,8 +157,8 @@ lint:
 	@$(MAKE) test-modules CLIPPY=1 KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings > build/lint.log 2>&1; \
 		rc=$$?; cat build/lint.log; test $$rc -eq 0 || exit $$rc; \
 		if grep -n 'warning:' build/lint.log; then echo "lint: the build warned" >&2; exit 1; fi
-	@if nm $(MODDIR)/rust/rslab.ko | grep -iE 'bench|kunit|provoke'; then \
-		echo "lint: rslab.ko carries test or bench code (above)" >&2; exit 1; fi
+	@if nm $(MODDIR)/rust/rslab.ko | grep -iE 'bench|kunit|provoke|sample'; then \
+		echo "lint: rslab.ko carries test, bench or sample code (above)" >&2; exit 1; fi
 	scripts/unsafe-count --check Documentation/rslab.rst
 
 # The selftests, kselftest style: built and installed into $(KSFT_INSTALL)

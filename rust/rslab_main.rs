@@ -30,6 +30,12 @@ mod page;
 mod sys;
 pub mod typed_cache;
 
+/// The typed-cache sample (`samples/typed_cache/`), built only into
+/// rslab_sample.ko.
+#[cfg(rslab_sample)]
+#[path = "../samples/typed_cache/requests.rs"]
+mod sample;
+
 module! {
     type: Rslab,
     name: "rslab",
@@ -77,6 +83,9 @@ module! {
 /// more.
 pub struct Rslab {
     _device: Option<Pin<KBox<Device>>>,
+    /// The sample module's requests (see `samples/typed_cache/`).
+    #[cfg(rslab_sample)]
+    _sample: sample::Requests,
     _files: KVec<File<Arc<Registry>>>,
     /// The bench module's benchmark (see `bench.rs`).
     #[cfg(rslab_bench)]
@@ -135,6 +144,8 @@ impl kernel::Module for Rslab {
         let provoke = debugfs::provoke::Provoke::file(root)?;
         let mut state = Rslab {
             _device: None,
+            #[cfg(rslab_sample)]
+            _sample: sample::Requests::start()?,
             _files: files,
             #[cfg(rslab_bench)]
             _bench: bench::Bench::file(root, kmalloc.clone())?,

@@ -52,7 +52,7 @@ impl<T> TypedCache<T> {
     /// Creates a cache named `name` for `T`s (a zero-sized `T` takes one
     /// byte), with `flags` (poisoning, red zones and checks work as on any
     /// cache). Errors as [`Cache::new`].
-    pub fn new(name: &CStr, flags: CacheFlags) -> Result<Self> {
+    pub fn new(name: &CStr, flags: impl Into<CacheFlags>) -> Result<Self> {
         let size = size_of::<T>().max(1);
         let cache = Cache::new(name, size, align_of::<T>(), flags, None)?;
         // INVARIANT: Created for `T`'s size and alignment.
@@ -239,6 +239,78 @@ mod tests {
         assert_eq!(cache.pin_init(init, GFP_KERNEL).err(), Some(ENOMEM));
         cache.cache().fault().fail_percent(0);
         assert_eq!(DROPS.load(Relaxed), drops);
+        Ok(())
+    }
+
+    /// Every online CPU at once (bound work items) builds boxes, then each
+    /// CPU drops the boxes another CPU built: the values are intact, each is
+    /// dropped once, and the cache ends with nothing allocated.
+    #[test]
+    fn boxes_are_used_and_freed_on_every_cpu_at_once() -> Result {
+        use crate::cache::percpu::on_each_cpu;
+        use kernel::cpu::CpuId;
+        const PER_CPU: u64 = 256;
+        let cache = TypedCache::<Pinned>::new(c"rslab_test_typed_smp", CacheFlags::NONE)?;
+        let made = KBox::pin_init(
+            kernel::new_mutex!(KVec::<(u32, Pin<CacheBox<Pinned>>)>::new()),
+            GFP_KERNEL,
+        )?;
+        let failures = AtomicUsize::new(0);
+        let drops = DROPS.load(Relaxed);
+        // A bound work item stays on its CPU, so the id is stable.
+        let cpu = || CpuId::current().as_u32();
+        on_each_cpu(&|| {
+            let me = cpu();
+            for i in 0..PER_CPU {
+                let id = u64::from(me) << 32 | i;
+                let init = pin_init!(Pinned { state <- kernel::new_spinlock!(id), id });
+                match cache.pin_init(init, GFP_KERNEL) {
+                    Ok(b) if *b.state.lock() == b.id => {
+                        if made.lock().push((me, b), GFP_KERNEL).is_err() {
+                            failures.fetch_add(1, Relaxed);
+                        }
+                    }
+                    _ => drop(failures.fetch_add(1, Relaxed)),
+                }
+            }
+        })?;
+        let total = made.lock().len();
+        let cpus = made
+            .lock()
+            .iter()
+            .map(|(c, _)| *c)
+            .max()
+            .map_or(1, |m| m + 1);
+        on_each_cpu(&|| {
+            let me = cpu();
+            // The boxes of the CPU before this one (its own if it is alone),
+            // dropped outside the lock, so the frees run on every CPU at once.
+            let mut mine = KVec::new();
+            let mut keep = KVec::new();
+            let mut all = made.lock();
+            for (c, b) in all.drain_all() {
+                if b.id >> 32 != u64::from(c) {
+                    failures.fetch_add(1, Relaxed);
+                }
+                let ok = if (c + 1) % cpus == me % cpus {
+                    mine.push(b, GFP_KERNEL)
+                } else {
+                    keep.push((c, b), GFP_KERNEL)
+                };
+                if ok.is_err() {
+                    failures.fetch_add(1, Relaxed);
+                }
+            }
+            *all = keep;
+            drop(all);
+            drop(mine);
+        })?;
+        // What no CPU took (CPUs that made nothing, or went offline).
+        let rest = core::mem::take(&mut *made.lock());
+        drop(rest);
+        assert_eq!(failures.load(Relaxed), 0);
+        assert_eq!(DROPS.load(Relaxed) - drops, total);
+        assert_eq!(cache.cache().stats().active_objs, 0);
         Ok(())
     }
 

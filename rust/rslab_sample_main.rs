@@ -1,0 +1,1 @@
+rslab_main.rs
