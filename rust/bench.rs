@@ -8,8 +8,10 @@
 //! `smoke` (a quick one), and/or `key=value` settings: `ops` (operations
 //! per measurement), `reps` (timed repetitions), `objects` (live objects
 //! for the memory rows) and `case` (only one group: `cache`, `kmalloc`,
-//! `mempool` or `memory`). Anything else is `EINVAL`; a second writer while
-//! one runs gets `EBUSY`. See `Documentation/rslab-bench.rst`.
+//! `mempool` or `memory`). `release` frees the kernel caches that the last
+//! run's memory rows hold for user space (a run does too). Anything else
+//! is `EINVAL`; a second writer while one runs gets `EBUSY`. See
+//! `Documentation/rslab-bench.rst`.
 
 mod helpers;
 mod loops;
@@ -17,6 +19,7 @@ mod memory;
 mod sides;
 
 use crate::bench::loops::{Run, Sample, Side, BATCH};
+use crate::bench::memory::Held;
 use crate::bench::sides::{
     KernelCache, KernelKmalloc, KernelPool, RslabCache, RslabKmalloc, RslabPool,
 };
@@ -219,6 +222,8 @@ struct Runner<'a> {
     kmalloc: &'a Arc<Kmalloc>,
     csv: Csv,
     buf: VVec<*mut u8>,
+    /// The memory rows' kernel caches, with their live objects.
+    held: KVec<Held<KernelCache>>,
 }
 
 impl Runner<'_> {
@@ -371,6 +376,9 @@ pub(crate) struct Bench {
     kmalloc: Arc<Kmalloc>,
     #[pin]
     results: Mutex<KVec<u8>>,
+    /// The last run's kernel caches for the memory rows, until `release`.
+    #[pin]
+    held: Mutex<KVec<Held<KernelCache>>>,
     #[pin]
     running: Mutex<()>,
 }
@@ -382,6 +390,7 @@ impl Bench {
             pin_init!(Self {
                 kmalloc,
                 results <- kernel::new_mutex!(KVec::new()),
+                held <- kernel::new_mutex!(KVec::new()),
                 running <- kernel::new_mutex!(()),
             }),
             GFP_KERNEL,
@@ -401,37 +410,50 @@ impl Bench {
 
     fn store(&self, reader: &mut UserSliceReader) -> Result {
         let mut buf = [0u8; 128];
-        let params = Params::parse(crate::debugfs::file::read_text(reader, &mut buf)?)?;
+        let text = crate::debugfs::file::read_text(reader, &mut buf)?;
         let _only_one = self.running.try_lock().ok_or(EBUSY)?;
+        // The last run's kernel caches go first: before a run, so they
+        // take no memory from it.
+        drop(core::mem::take(&mut *self.held.lock()));
+        if text.trim() == "release" {
+            return Ok(());
+        }
         let mut runner = Runner {
-            p: params,
+            p: Params::parse(text)?,
             kmalloc: &self.kmalloc,
             csv: Csv(KVec::new()),
             buf: VVec::from_elem(core::ptr::null_mut(), OUT_MAX, GFP_KERNEL)?,
+            held: KVec::new(),
         };
         runner.run()?;
         *self.results.lock() = runner.csv.0;
+        *self.held.lock() = runner.held;
         Ok(())
     }
 }
 
 impl Runner<'_> {
-    /// The memory rows of one size: pages held with `objects` live objects,
-    /// objects per slab, and the bytes each slab loses.
+    /// rslab's memory rows of one size: pages held with `objects` live
+    /// objects, objects per slab, and the bytes each slab loses. The
+    /// kernel's cache is held with as many live objects, and named in a
+    /// `# held,<cache>,<size>,<objects>` line, for user space to read
+    /// SLUB's counters and add the kernel's rows.
     fn memory_rows(&mut self, size: usize) -> Result {
         let name = Self::name(Group::Memory, "held", size)?;
         let n = self.p.objects;
         let rslab = crate::bench::memory::rslab(&name, size, n)?;
-        let kernel = crate::bench::memory::kernel(&name, size, n)?;
-        for (side, fp) in [("rslab", rslab), ("kernel", kernel)] {
-            self.value_row("pages_held", size, side, fp.pages, "pages")?;
-        }
-        for (side, fp) in [("rslab", rslab), ("kernel", kernel)] {
-            self.value_row("objs_per_slab", size, side, fp.objs_per_slab, "objects")?;
-        }
-        for (side, fp) in [("rslab", rslab), ("kernel", kernel)] {
-            self.value_row("loss_bytes", size, side, fp.loss_bytes, "bytes")?;
-        }
-        Ok(())
+        self.value_row("pages_held", size, "rslab", rslab.pages, "pages")?;
+        self.value_row(
+            "objs_per_slab",
+            size,
+            "rslab",
+            rslab.objs_per_slab,
+            "objects",
+        )?;
+        self.value_row("loss_bytes", size, "rslab", rslab.loss_bytes, "bytes")?;
+        self.held
+            .push(crate::bench::memory::kernel(&name, size, n)?, GFP_KERNEL)?;
+        let name = name.to_str().map_err(|_| EINVAL)?;
+        writeln!(self.csv, "# held,{name},{size},{n}").map_err(|_| ENOMEM)
     }
 }

@@ -8,7 +8,6 @@
 
 #include <linux/completion.h>
 #include <linux/cpumask.h>
-#include <linux/fs.h>
 #include <linux/kthread.h>
 
 /* cond_resched(), a macro: the bench yields between its runs. */
@@ -117,27 +116,4 @@ int rslab_bench_move_to(unsigned int cpu)
 	if (cpu >= nr_cpu_ids || !cpu_online(cpu))
 		return -EINVAL;
 	return set_cpus_allowed_ptr(current, cpumask_of(cpu));
-}
-
-/*
- * Reads the start of the file at @path into @buf (NUL-terminated), for
- * SLUB's own per-cache counters under /sys/kernel/slab/, which have no
- * exported in-kernel accessor. Returns the length or a negative errno.
- */
-ssize_t rslab_bench_read_file(const char *path, char *buf, size_t len)
-{
-	struct file *f;
-	loff_t pos = 0;
-	ssize_t n;
-
-	if (!len)
-		return -EINVAL;
-	f = filp_open(path, O_RDONLY, 0);
-	if (IS_ERR(f))
-		return PTR_ERR(f);
-	n = kernel_read(f, buf, len - 1, &pos);
-	filp_close(f, NULL);
-	if (n >= 0)
-		buf[n] = '\0';
-	return n;
 }

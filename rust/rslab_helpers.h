@@ -89,6 +89,5 @@ int rslab_bench_threads(void (*fn)(void *arg, unsigned int idx), void *arg, unsi
 int rslab_bench_nth_online_cpu(unsigned int n);
 unsigned int rslab_bench_online_cpus(void);
 int rslab_bench_move_to(unsigned int cpu);
-ssize_t rslab_bench_read_file(const char *path, char *buf, size_t len);
 
 #endif /* RSLAB_HELPERS_H */

@@ -2,8 +2,8 @@
 
 //! The benchmark's C primitives (`rslab_bench_helpers.c`, in
 //! rslab_bench.ko only): kthreads started together, CPU affinity,
-//! `cond_resched()`, and a read of SLUB's `/sys/kernel/slab` counters. The
-//! kernel crate has no kthread or affinity abstraction.
+//! `cond_resched()`. The kernel crate has no kthread or affinity
+//! abstraction.
 
 use core::ffi::c_void;
 
@@ -18,11 +18,6 @@ extern "C" {
     fn rslab_bench_nth_online_cpu(n: u32) -> i32;
     fn rslab_bench_online_cpus() -> u32;
     fn rslab_bench_move_to(cpu: u32) -> i32;
-    pub(crate) fn rslab_bench_read_file(
-        path: *const kernel::ffi::c_char,
-        buf: *mut u8,
-        len: usize,
-    ) -> isize;
 }
 
 /// `cond_resched()`: gives up the CPU if another task needs it (on

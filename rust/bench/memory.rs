@@ -4,17 +4,19 @@
 //! live objects, by each allocator's own counters.
 //!
 //! rslab's come from [`Cache::stats`]. SLUB's per-cache counters have no
-//! exported in-kernel accessor, so they are read where SLUB publishes them,
+//! exported in-kernel accessor; SLUB publishes them in
 //! `/sys/kernel/slab/<cache>/` (`slabs`, `order`, `objs_per_slab`; the
 //! kernel caches are `SLAB_NO_MERGE`, so the directory is the cache's own).
+//! The kernel side's cache is therefore [`Held`] with its live objects
+//! after the run, and user space reads those files (see
+//! `tools/testing/selftests/rslab/bench_table.sh`), then writes `release`.
 
-use crate::bench::helpers;
 use crate::bench::loops::Side;
 use crate::bench::sides::{KernelCache, RslabCache};
 use crate::cache::Cache;
 use crate::sys;
+use core::ptr::NonNull;
 use kernel::prelude::*;
-use kernel::str::CString;
 
 /// What a cache holds.
 #[derive(Clone, Copy)]
@@ -27,26 +29,43 @@ pub(crate) struct Footprint {
     pub(crate) loss_bytes: usize,
 }
 
-/// Allocates `n` objects from `a`, runs `f`, frees them.
-fn with_live<A: Side, R>(a: &A, n: usize, f: impl FnOnce() -> Result<R>) -> Result<R> {
-    let mut live = VVec::with_capacity(n, GFP_KERNEL)?;
-    let mut result = Ok(());
-    for _ in 0..n {
-        match a.alloc() {
+/// A side's cache with live objects, all freed when it drops.
+pub(crate) struct Held<A: Side> {
+    side: A,
+    live: VVec<NonNull<u8>>,
+}
+
+impl<A: Side> Held<A> {
+    /// Allocates `n` objects from `side`; `ENOMEM`, having freed any, if
+    /// it cannot.
+    pub(crate) fn new(side: A, n: usize) -> Result<Self> {
+        let mut held = Self {
+            side,
+            live: VVec::with_capacity(n, GFP_KERNEL)?,
+        };
+        for _ in 0..n {
+            let obj = held.side.alloc().ok_or(ENOMEM)?;
             // Cannot fail: the capacity is `n`.
-            Some(obj) => drop(live.push_within_capacity(obj)),
-            None => {
-                result = Err(ENOMEM);
-                break;
-            }
+            drop(held.live.push_within_capacity(obj));
+        }
+        Ok(held)
+    }
+}
+
+// SAFETY: The live objects are owned by this value alone, as the side's
+// allocations are by any owner (`Side` is `Sync`; its objects are not tied
+// to a thread).
+unsafe impl<A: Side + Send> Send for Held<A> {}
+// SAFETY: `&Held` gives no access to the objects.
+unsafe impl<A: Side> Sync for Held<A> {}
+
+impl<A: Side> Drop for Held<A> {
+    fn drop(&mut self) {
+        for &obj in self.live.iter() {
+            // SAFETY: Allocated by `new` from this side, freed once.
+            unsafe { self.side.free(obj) };
         }
     }
-    let r = result.and_then(|()| f());
-    for &obj in live.iter() {
-        // SAFETY: Allocated above from `a`, freed once.
-        unsafe { a.free(obj) };
-    }
-    r
 }
 
 fn loss(order: usize, objs: usize, size: usize) -> usize {
@@ -55,8 +74,8 @@ fn loss(order: usize, objs: usize, size: usize) -> usize {
 
 /// rslab: a fresh cache of `size`-byte objects with `n` live objects.
 pub(crate) fn rslab(name: &CStr, size: usize, n: usize) -> Result<Footprint> {
-    let cache = RslabCache::new(name, size)?;
-    with_live(&cache, n, || Ok(footprint_of(&cache.0, size)))
+    let held = Held::new(RslabCache::new(name, size)?, n)?;
+    Ok(footprint_of(&held.side.0, size))
 }
 
 fn footprint_of(cache: &Cache, size: usize) -> Footprint {
@@ -68,33 +87,8 @@ fn footprint_of(cache: &Cache, size: usize) -> Footprint {
     }
 }
 
-/// SLUB: a fresh `SLAB_NO_MERGE` cache with `n` live objects.
-pub(crate) fn kernel(name: &CStr, size: usize, n: usize) -> Result<Footprint> {
-    let cache = KernelCache::new(name, size)?;
-    with_live(&cache, n, || {
-        let slabs = slub_counter(name, "slabs")?;
-        let order = slub_counter(name, "order")?;
-        let objs = slub_counter(name, "objs_per_slab")?;
-        Ok(Footprint {
-            pages: slabs << order,
-            objs_per_slab: objs,
-            loss_bytes: loss(order, objs, size),
-        })
-    })
-}
-
-/// The leading number of `/sys/kernel/slab/<cache>/<attr>`.
-fn slub_counter(cache: &CStr, attr: &str) -> Result<usize> {
-    let path = CString::try_from_fmt(fmt!("/sys/kernel/slab/{cache}/{attr}"))?;
-    let mut buf = [0u8; 64];
-    // SAFETY: `path` is NUL-terminated; `buf` has room for `buf.len()` bytes.
-    let len =
-        unsafe { helpers::rslab_bench_read_file(path.as_char_ptr(), buf.as_mut_ptr(), buf.len()) };
-    let len = usize::try_from(len).map_err(|_| Error::from_errno(len as i32))?;
-    let text = core::str::from_utf8(&buf[..len]).map_err(|_| EIO)?;
-    let digits = text
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap_or("");
-    digits.parse().map_err(|_| EIO)
+/// SLUB: a fresh `SLAB_NO_MERGE` cache named `name` with `n` live objects,
+/// held until dropped, for user space to read its counters.
+pub(crate) fn kernel(name: &CStr, size: usize, n: usize) -> Result<Held<KernelCache>> {
+    Held::new(KernelCache::new(name, size)?, n)
 }

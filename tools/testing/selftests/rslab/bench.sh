@@ -6,15 +6,21 @@
 # rslab.ko has none) behind /sys/kernel/debug/rslab/bench runs every case
 # with a few thousand operations and writes a valid table: every case,
 # size and side present once, every time positive and finite, the memory
-# rows present; bad commands are refused with EINVAL. The numbers are not
-# judged. Runs inside the VM as root; prints KTAP.
+# rows present (the kernel's read from /sys/kernel/slab of the caches the
+# module holds for them, bench_table.sh, which "release" frees); bad
+# commands are refused with EINVAL. The numbers are not judged. Runs inside
+# the VM as root; prints KTAP.
 
 source "$(dirname "$0")/ktap_helpers.sh"
+source "$(dirname "$0")/bench_table.sh"
 ksft_require
 
 PRODUCT=$RSLAB_MODDIR/rust/rslab.ko
 KO=$RSLAB_MODDIR/rust/rslab_bench.ko
 F=/sys/kernel/debug/rslab/bench
+# The run's whole table (bench_table), kept for the tests that read it.
+TABLE=$(mktemp /tmp/rslab-bench.XXXXXX)
+trap 'rm -f "$TABLE"' EXIT
 HEADER=case,pattern,size,side,ops,min,median,unit
 SIZES="64 256 1024"
 CACHE="pair out256 out10000 bulk16 bulk128 concurrent remote"
@@ -67,6 +73,7 @@ test_smoke_run() {
 	local got
 	got=$(write_errno $F "$RUN")
 	[ "$got" = OK ] || { echo "'$RUN': $got"; dmesg | tail -n 20; return 1; }
+	bench_table $F > "$TABLE"
 }
 
 # expected_rows: every "case,pattern,size,side" the table must hold.
@@ -93,13 +100,13 @@ expected_rows() {
 
 test_header() {
 	expect_lines "# rslab-bench v1 ops=$OPS reps=$REPS objects=$OBJECTS cpus=[0-9]+
-$HEADER" "$(head -n 2 $F)"
+$HEADER" "$(head -n 2 "$TABLE")"
 }
 
 test_every_row_once() {
 	local want got
 	want=$(expected_rows | sort)
-	got=$(tail -n +3 $F | cut -d, -f1-4 | sort)
+	got=$(tail -n +3 "$TABLE" | cut -d, -f1-4 | sort)
 	[ "$want" = "$got" ] || { diff <(echo "$want") <(echo "$got") | head -n 20; return 1; }
 }
 
@@ -107,7 +114,7 @@ test_every_row_once() {
 # number of rounds may be a little less, never below one round); memory
 # rows: whole numbers, pages and objects positive, with ops the live objects.
 test_numbers_valid() {
-	tail -n +3 $F | awk -F, -v ops=$OPS -v objects=$OBJECTS '
+	tail -n +3 "$TABLE" | awk -F, -v ops=$OPS -v objects=$OBJECTS '
 	function bad(why) { print "bad row (" why "): " $0; fails++ }
 	NF != 8 { bad("fields"); next }
 	$8 == "ns/op" {
@@ -126,6 +133,23 @@ test_numbers_valid() {
 	}
 	{ bad("unit") }
 	END { exit fails > 0 }'
+}
+
+# The memory rows' SLUB caches stay, with their objects, until "release"
+# (or the next run), which frees them: their sysfs directories go.
+test_release() {
+	local size d rc=0
+	for size in $SIZES; do
+		d=/sys/kernel/slab/rslab-bench-memory-held-$size
+		[ -d $d ] || { echo "no $d after the run"; rc=1; }
+	done
+	[ "$(write_errno $F release)" = OK ] || { echo "release refused"; return 1; }
+	for size in $SIZES; do
+		d=/sys/kernel/slab/rslab-bench-memory-held-$size
+		[ ! -e $d ] || { echo "$d still there after release"; rc=1; }
+	done
+	[ "$(write_errno $F release)" = OK ] || { echo "a second release refused"; rc=1; }
+	return $rc
 }
 
 test_case_filter() {
@@ -161,7 +185,7 @@ test_unload() {
 }
 
 ktap_header
-ktap_plan 11
+ktap_plan 12
 ktap_test "rslab.ko has no bench file" test_product_has_none
 ktap_test "load rslab_bench.ko" test_load
 ktap_test "bench reads as an empty table before a run" test_no_run_yet
@@ -170,6 +194,7 @@ ktap_test "the run '$RUN' succeeds" test_smoke_run
 ktap_test "the settings line and column header" test_header
 ktap_test "every case, size and side appears exactly once" test_every_row_once
 ktap_test "every number is valid" test_numbers_valid
+ktap_test "release frees the memory rows' kernel caches" test_release
 ktap_test "case= runs one group only" test_case_filter
 ktap_test "kill -9 ends a long benchmark at its next run; the file works again" test_killable
 ktap_test "unload" test_unload

@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Sourced by bench.sh and scripts/bench (in the guest).
+#
+# bench_table FILE: the table of rslab_bench.ko's FILE (debugfs/rslab/bench)
+# with the kernel side's memory rows added. SLUB's per-cache counters have
+# no in-kernel accessor, so the module keeps each SLUB cache of those rows
+# with its live objects after the run and names it in a line
+# "# held,<cache>,<size>,<objects>"; its rows are made here from
+# /sys/kernel/slab/<cache>/ (slabs, order, objs_per_slab: the caches are
+# SLAB_NO_MERGE, so the directory is the cache's own). Fails, saying why,
+# if a held cache has no counters.
+#
+# bench_release FILE: frees those caches (the next run does too).
+
+# slab_counter CACHE ATTR: the leading number of /sys/kernel/slab/CACHE/ATTR.
+slab_counter() {
+	local v
+	read -r v < "/sys/kernel/slab/$1/$2" || return 1
+	v=${v%% *}
+	[[ $v =~ ^[0-9]+$ ]] || return 1
+	echo "$v"
+}
+
+bench_table() {
+	local table held tag cache size n slabs order objs pages loss page
+	table=$(cat "$1") || return 1
+	page=$(getconf PAGESIZE)
+	grep -v '^# held,' <<< "$table"
+	held=$(grep '^# held,' <<< "$table")
+	[ -n "$held" ] || return 0
+	while IFS=, read -r tag cache size n; do
+		slabs=$(slab_counter "$cache" slabs) && order=$(slab_counter "$cache" order) &&
+			objs=$(slab_counter "$cache" objs_per_slab) ||
+			{ echo "bench_table: no SLUB counters in /sys/kernel/slab/$cache" >&2; return 1; }
+		pages=$((slabs << order))
+		loss=$(((page << order) - objs * size))
+		[ $loss -ge 0 ] || loss=0
+		echo "memory,pages_held,$size,kernel,$n,$pages,$pages,pages"
+		echo "memory,objs_per_slab,$size,kernel,$n,$objs,$objs,objects"
+		echo "memory,loss_bytes,$size,kernel,$n,$loss,$loss,bytes"
+	done <<< "$held"
+}
+
+bench_release() { echo release > "$1"; }
