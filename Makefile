@@ -13,6 +13,9 @@
 #                   the default kernel and on the debug (sanitizer) kernel
 #   make bench      rslab against SLUB, kmalloc and the kernel mempool, in the
 #                   VM (icount and plain TCG): a table, CSV, JSON and a plot
+#   make bench-gate the regression gate (part of make check): rslab's rows
+#                   within 2% of scripts/bench-gate.csv, in instructions
+#   make bench-gate-update  rewrite that baseline after a deliberate change
 #   make stress     60 s of rslabctl stress on every vCPU of the debug kernel
 #   make fuzz       100000 seeded random ioctls on the debug kernel
 #   make mutants    deliberate bugs, one at a time: the suite must catch each
@@ -47,7 +50,7 @@ RSLABCTL := tools/rslabctl
 CARGO_FLAGS := --locked --manifest-path $(RSLABCTL)/Cargo.toml
 RUST_SOURCES = $(shell git ls-files --cached --others --exclude-standard -- '*.rs' 2>/dev/null)
 
-.PHONY: race mutants all modules test-modules modules_install rust-analyzer foreign-check tools tools-check plot-tool plot-check bench abi-check setup run check check-host check-vm lint selftests vm-check vm-checks vm-check-default stress fuzz fmt shell clean help
+.PHONY: bench-gate bench-gate-update race mutants all modules test-modules modules_install rust-analyzer foreign-check tools tools-check plot-tool plot-check bench abi-check setup run check check-host check-vm lint selftests vm-check vm-checks vm-check-default stress fuzz fmt shell clean help
 
 all: modules
 
@@ -133,10 +136,20 @@ plot-check:
 	$(CARGO) clippy --release --all-targets $(PLOT_FLAGS) -- -D warnings
 	$(CARGO) fmt --check --manifest-path $(PLOT)/Cargo.toml
 
-# Not part of make check (a smoke run of the same harness is: bench.sh).
+# Not part of make check (a smoke run of the same harness is: bench.sh,
+# and the regression gate below).
 bench: setup
 	$(MAKE) test-modules plot-tool
 	scripts/bench
+
+# The regression gate (scripts/bench-gate): one short icount boot; each
+# single-threaded rslab row's instructions per operation within 2% of
+# scripts/bench-gate.csv. make bench-gate-update rewrites that baseline.
+bench-gate:
+	scripts/bench-gate
+
+bench-gate-update: test-modules
+	scripts/bench-gate --update
 
 # The ABI as rust/device/uapi.rs has it (via rslab-uapi and rslabctl) and as a C compiler makes of
 # include/uapi/rslab.h (via rslab_sys) must be the same.
@@ -230,9 +243,9 @@ DEBUG_PART_2 = $(filter-out $(DEBUG_PART_1) $(DEBUG_SKIP) dmesg_clean.sh debug_t
 DEBUG_LAST_1 := debug_tools.sh
 DEBUG_LAST_2 := debug_tools.sh
 DEBUG_ENV_2 := RSLAB_KASAN_CASE=use-after-free
-VM_CHECKS := vm-check-default vm-check-debug-1 vm-check-debug-2
+VM_CHECKS := vm-check-default vm-check-debug-1 vm-check-debug-2 bench-gate
 vm-checks:
-	@echo "vm-checks: $(VM_CHECKS) at once; each one's output comes when it ends (live: build/vm-*.log)"
+	@echo "vm-checks: $(VM_CHECKS), three at once; each one's output comes when it ends (live: build/vm-*.log)"
 	$(MAKE) -j3 -k --output-sync=target $(VM_CHECKS)
 
 # check_totals PART: the verdict of VM_LOG_FILE counts as many test cases as
@@ -319,4 +332,4 @@ clean:
 	rm -rf build
 
 help:
-	@sed -n '3,16p' Makefile
+	@sed -n '3,24p' Makefile
