@@ -172,6 +172,7 @@ lint:
 		if grep -n 'warning:' build/lint.log; then echo "lint: the build warned" >&2; exit 1; fi
 	@if nm $(MODDIR)/rust/rslab.ko | grep -iE 'bench|kunit|provoke|sample'; then \
 		echo "lint: rslab.ko carries test, bench or sample code (above)" >&2; exit 1; fi
+	scripts/unsafe-count
 	scripts/unsafe-count --check Documentation/rslab.rst
 
 # The selftests, kselftest style: built and installed into $(KSFT_INSTALL)

@@ -2,17 +2,20 @@
 
 //! `/dev/rslab`: the misc device, and the decoding of its ioctls.
 //!
-//! Each open file is a [`Session`]. An ioctl is decoded here: a command
-//! number of another type, or an unknown number, is `ENOTTY`; a known
-//! number with the wrong size or direction is `EINVAL`, as is a struct of
-//! another ABI version. The struct is then copied in whole and handed to
-//! the session.
+//! Each open file is a [`Session`]. An ioctl lands here and is decoded: a
+//! command number of another type, or an unknown number, is `ENOTTY`; a
+//! known number with the wrong size or direction is `EINVAL`, as is a
+//! struct of another ABI version (`arg.rs`). The struct is then copied in
+//! whole and handed to the session (`session.rs`), which does the command.
+//! The modules depend one way: `device` on `session`, `session` on `arg`,
+//! `handles`, `object` and `quota`.
 //!
 //! The kernel crate's miscdevice sets `fops.owner` to this module, so the
 //! VFS holds a module reference for every open file: the module cannot be
 //! unloaded under one (`delete_module` fails with `EWOULDBLOCK`, which
 //! `rmmod` reports as "in use").
 
+pub mod arg;
 pub mod handles;
 pub mod object;
 pub mod quota;
@@ -20,29 +23,17 @@ pub mod session;
 pub mod uapi;
 
 use crate::debugfs::file;
-use crate::debugfs::Registry;
+use crate::device::arg::{request, Arg};
 use crate::device::quota::Global;
 use crate::device::session::Session;
-use crate::device::uapi::{Bulk, CacheCreate, CacheInfo, HandleArg, Info, ObjAlloc, ObjIo};
-use crate::device::uapi::{PoolCreate, PoolInfo, PoolResize};
-use crate::kmalloc::Kmalloc;
 use kernel::fs::File;
 use kernel::ioctl::{_IOC_NR, _IOC_TYPE};
 use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
 use kernel::prelude::*;
 use kernel::sync::Arc;
-use kernel::transmute::{AsBytes, FromBytes};
-use kernel::uaccess::{UserPtr, UserSlice, UserSliceWriter};
+use kernel::uaccess::UserPtr;
 
-/// What every session shares: the module's allocators and the quotas.
-pub struct Shared {
-    /// The registry that user-made caches and pools join.
-    pub registry: Arc<Registry>,
-    /// The kmalloc behind handle 0.
-    pub kmalloc: Arc<Kmalloc>,
-    /// The device-wide usage and limits.
-    pub quota: Arc<Global>,
-}
+pub use session::Shared;
 
 /// The registered device.
 ///
@@ -79,117 +70,6 @@ impl Device {
         )
     }
 }
-
-/// An ioctl argument struct other than [`Info`]: it starts with `version`
-/// and `flags`.
-trait Request: FromBytes + AsBytes {
-    fn version(&self) -> u32;
-}
-
-macro_rules! requests {
-    ($($t:ty),*) => {$(
-        // SAFETY: A `uapi` struct: `repr(C)`, only integers and byte arrays,
-        // no padding (checked at compile time in `uapi`), so every bit
-        // pattern is valid.
-        unsafe impl FromBytes for $t {}
-        // SAFETY: As above: no padding, so every byte is initialised, and no
-        // interior mutability.
-        unsafe impl AsBytes for $t {}
-        impl Request for $t {
-            fn version(&self) -> u32 {
-                self.version
-            }
-        }
-    )*};
-}
-
-requests!(
-    HandleArg,
-    CacheCreate,
-    ObjAlloc,
-    ObjIo,
-    Bulk,
-    PoolCreate,
-    PoolResize,
-    CacheInfo,
-    PoolInfo
-);
-
-// SAFETY: As for the requests: `repr(C)` integers, no padding.
-unsafe impl AsBytes for Info {}
-// SAFETY: As above: every bit pattern is valid.
-unsafe impl FromBytes for Info {}
-
-/// The argument struct of one ioctl, and where to write it back.
-pub struct Arg<T> {
-    /// The struct as user space passed it.
-    pub req: T,
-    out: UserSliceWriter,
-}
-
-impl<T: FromBytes + AsBytes> Arg<T> {
-    /// Copies the argument struct in (`EFAULT` if it cannot be read).
-    fn read(user: UserPtr) -> Result<Self> {
-        let (mut reader, out) = UserSlice::new(user, size_of::<T>()).reader_writer();
-        Ok(Self {
-            req: reader.read()?,
-            out,
-        })
-    }
-
-    /// An output-only argument (an `_IOR` command): nothing is read.
-    fn output(user: UserPtr) -> Self
-    where
-        T: Default,
-    {
-        Self {
-            req: T::default(),
-            out: UserSlice::new(user, size_of::<T>()).writer(),
-        }
-    }
-
-    /// Copies `req` back to user space (`EFAULT` if it cannot be written).
-    pub fn reply(mut self) -> Result {
-        self.out.write(&self.req)
-    }
-}
-
-/// Reads a request and checks its ABI version.
-fn request<T: Request>(user: UserPtr) -> Result<Arg<T>> {
-    let arg = Arg::<T>::read(user)?;
-    if arg.req.version() != uapi::ABI_VERSION {
-        return Err(EINVAL);
-    }
-    Ok(arg)
-}
-
-// The ABI file's encoding of every command is the kernel's own.
-const _: () = {
-    use kernel::ioctl::{_IOR, _IOW, _IOWR};
-    const M: u32 = uapi::IOC_MAGIC;
-    let kernel = [
-        _IOR::<Info>(M, 0),
-        _IOWR::<CacheCreate>(M, 1),
-        _IOW::<HandleArg>(M, 2),
-        _IOWR::<ObjAlloc>(M, 3),
-        _IOW::<HandleArg>(M, 4),
-        _IOW::<ObjIo>(M, 5),
-        _IOW::<ObjIo>(M, 6),
-        _IOW::<Bulk>(M, 7),
-        _IOW::<Bulk>(M, 8),
-        _IOWR::<PoolCreate>(M, 9),
-        _IOW::<PoolResize>(M, 10),
-        _IOW::<HandleArg>(M, 11),
-        _IOW::<HandleArg>(M, 12),
-        _IOWR::<CacheInfo>(M, 13),
-        _IOWR::<PoolInfo>(M, 14),
-    ];
-    let mut nr = 0;
-    while nr < uapi::COMMANDS.len() {
-        assert!(uapi::COMMANDS[nr].1 == kernel[nr]);
-        nr += 1;
-    }
-};
 
 /// Checks `cmd` against the command table: `ENOTTY` if it is not one of
 /// ours, `EINVAL` if its number is ours but its size or direction is not.

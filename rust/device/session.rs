@@ -17,14 +17,16 @@
 
 use crate::cache::flags::CacheFlags;
 use crate::cache::Cache;
+use crate::debugfs::Registry;
+use crate::device::arg::Arg;
 use crate::device::handles::{release, Kind, Table};
 use crate::device::object::{Object, Source};
-use crate::device::quota::{Account, Charge};
+use crate::device::quota::{Account, Charge, Global};
 use crate::device::uapi::{
     self, Bulk, CacheCreate, CacheInfo, HandleArg, ObjAlloc, ObjIo, PoolCreate,
 };
 use crate::device::uapi::{Info, PoolInfo, PoolResize};
-use crate::device::{Arg, Shared};
+use crate::kmalloc::Kmalloc;
 use crate::mempool::{Backend, Mempool};
 use crate::sys;
 use core::ops::Range;
@@ -33,6 +35,16 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 use kernel::transmute::{AsBytes, FromBytes};
 use kernel::uaccess::{UserPtr, UserSlice};
+
+/// What every session shares: the module's allocators and the quotas.
+pub struct Shared {
+    /// The registry that user-made caches and pools join.
+    pub registry: Arc<Registry>,
+    /// The kmalloc behind handle 0.
+    pub kmalloc: Arc<Kmalloc>,
+    /// The device-wide usage and limits.
+    pub quota: Arc<Global>,
+}
 
 /// The state of one open file.
 #[pin_data(PinnedDrop)]
