@@ -38,7 +38,7 @@ pub(crate) const SIZES: [usize; 3] = [64, 256, 1024];
 const OUT_MAX: usize = 10_000;
 
 /// The CSV column header.
-pub(crate) const HEADER: &str = "case,pattern,size,side,ops,min,median,unit";
+pub(crate) const HEADER: &str = "case,pattern,size,side,ops,min,median,max,unit";
 
 /// The settings of one run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,10 +242,11 @@ impl Runner<'_> {
         self.row(case, pattern.name(), size, side)?;
         writeln!(
             self.csv,
-            "{},{},{},ns/op",
+            "{},{},{},{},ns/op",
             s.ops,
             Ns(s.min_ps),
-            Ns(s.median_ps)
+            Ns(s.median_ps),
+            Ns(s.max_ps)
         )
         .map_err(|_| ENOMEM)
     }
@@ -260,7 +261,7 @@ impl Runner<'_> {
     ) -> Result {
         self.row("memory", what, size, side)?;
         let n = self.p.objects;
-        writeln!(self.csv, "{n},{value},{value},{unit}").map_err(|_| ENOMEM)
+        writeln!(self.csv, "{n},{value},{value},{value},{unit}").map_err(|_| ENOMEM)
     }
 
     /// Measures `pattern` on `a` and writes its row.
@@ -346,7 +347,7 @@ impl Runner<'_> {
         let p = self.p;
         writeln!(
             self.csv,
-            "# rslab-bench v1 ops={} reps={} objects={} cpus={cpus}",
+            "# rslab-bench v2 ops={} reps={} objects={} cpus={cpus}",
             p.ops, p.reps, p.objects
         )
         .map_err(|_| ENOMEM)?;
@@ -404,7 +405,7 @@ impl Bench {
         let results = self.results.lock();
         match core::str::from_utf8(&results) {
             Ok(text) if !text.is_empty() => f.write_str(text),
-            _ => writeln!(f, "# rslab-bench v1: no run yet\n{HEADER}"),
+            _ => writeln!(f, "# rslab-bench v2: no run yet\n{HEADER}"),
         }
     }
 

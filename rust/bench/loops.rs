@@ -6,7 +6,8 @@
 //! exactly the same Rust code between the same two `ktime_get()` timestamps;
 //! only the calls behind the trait differ. Nothing disables preemption or
 //! interrupts around a loop. A measurement is a warm-up run followed by
-//! `reps` timed runs, reported as the minimum and the median per operation.
+//! `reps` timed runs, reported as the minimum, the median and the maximum
+//! per operation.
 
 use crate::bench::helpers;
 use crate::sys;
@@ -61,11 +62,13 @@ pub(crate) struct Run {
     pub(crate) ops: u64,
 }
 
-/// A measurement: picoseconds per operation, best and median of the reps.
+/// A measurement: picoseconds per operation, best, median and worst of
+/// the reps.
 #[derive(Clone, Copy)]
 pub(crate) struct Sample {
     pub(crate) min_ps: u64,
     pub(crate) median_ps: u64,
+    pub(crate) max_ps: u64,
     pub(crate) ops: u64,
 }
 
@@ -100,6 +103,7 @@ pub(crate) fn measure(reps: usize, mut run: impl FnMut() -> Result<Run>) -> Resu
     Ok(Sample {
         min_ps: ps[0],
         median_ps: ps[reps / 2],
+        max_ps: ps[reps - 1],
         ops,
     })
 }

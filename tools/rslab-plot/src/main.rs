@@ -139,8 +139,8 @@ mod tests {
     #[test]
     fn the_chart_names_every_case() {
         let mut csv = String::from(
-            "# rslab-bench v1 ops=2000 reps=2 objects=5000 cpus=2\n\
-             case,pattern,size,side,ops,min,median,unit\n",
+            "# rslab-bench v2 ops=2000 reps=2 objects=5000 cpus=2\n\
+             case,pattern,size,side,ops,min,median,max,unit\n",
         );
         let cases = [
             "pair",
@@ -154,7 +154,7 @@ mod tests {
         for case in cases {
             for size in [64, 256, 1024] {
                 for (side, ns) in [("rslab", 90), ("kernel", 100)] {
-                    csv += &format!("cache,{case},{size},{side},2000,{ns},{ns},ns/op\n");
+                    csv += &format!("cache,{case},{size},{side},2000,{ns},{ns},{ns},ns/op\n");
                 }
             }
         }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// The column header the module writes.
-pub const HEADER: &str = "case,pattern,size,side,ops,min,median,unit";
+pub const HEADER: &str = "case,pattern,size,side,ops,min,median,max,unit";
 
 /// One side's numbers for one case and size.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -20,6 +20,19 @@ pub struct Numbers {
     pub min: f64,
     /// The median repetition (or the value, for the memory rows).
     pub median: f64,
+    /// The worst repetition (or the value, for the memory rows).
+    pub max: f64,
+}
+
+impl Numbers {
+    /// How far the worst repetition is above the best, in percent.
+    pub fn spread(&self) -> f64 {
+        if self.min > 0.0 {
+            100.0 * (self.max - self.min) / self.min
+        } else {
+            0.0
+        }
+    }
 }
 
 /// rslab next to the kernel for one case and size.
@@ -57,7 +70,7 @@ impl Run {
     pub fn parse(clock: &str, text: &str) -> Result<Self> {
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
         let settings = lines.next().ok_or_else(|| anyhow!("empty results"))?;
-        if !settings.starts_with("# rslab-bench v1 ") {
+        if !settings.starts_with("# rslab-bench v2 ") {
             bail!("not rslab bench results: '{settings}'");
         }
         if lines.next() != Some(HEADER) {
@@ -132,20 +145,30 @@ impl Run {
             .find(|c| c.case == case && c.size == size)
     }
 
-    /// The side-by-side table: case, size, rslab, kernel, ratio (minimums).
+    /// The side-by-side table: case, size, rslab and kernel (minimums,
+    /// each with its spread: how far the worst repetition is above the
+    /// best), ratio (of the minimums).
     pub fn table(&self) -> String {
         let mut out = format!("== {} clock: {} ==\n", self.clock, self.settings);
         let _ = writeln!(
             out,
-            "{:<22} {:>5} {:>12} {:>12} {:>7}  unit",
-            "case", "size", "rslab", "kernel", "ratio"
+            "{:<22} {:>5} {:>12} {:>7} {:>12} {:>7} {:>7}  unit",
+            "case", "size", "rslab", "spread", "kernel", "spread", "ratio"
         );
         for c in &self.comparisons {
             let ratio = c.ratio.map_or("n/a".to_string(), |r| format!("{r:.2}"));
+            let spread = |n: &Numbers| format!("{:.1}%", n.spread());
             let _ = writeln!(
                 out,
-                "{:<22} {:>5} {:>12} {:>12} {:>7}  {}",
-                c.case, c.size, c.rslab.min, c.kernel.min, ratio, c.unit
+                "{:<22} {:>5} {:>12} {:>7} {:>12} {:>7} {:>7}  {}",
+                c.case,
+                c.size,
+                c.rslab.min,
+                spread(&c.rslab),
+                c.kernel.min,
+                spread(&c.kernel),
+                ratio,
+                c.unit
             );
         }
         out
@@ -155,8 +178,8 @@ impl Run {
 /// One CSV row: its key, unit, side (0 rslab, 1 kernel) and numbers.
 fn parse_row(line: &str) -> Result<(Key, &str, usize, Numbers)> {
     let f: Vec<&str> = line.split(',').collect();
-    let [case, pattern, size, side, ops, min, median, unit] = f[..] else {
-        bail!("expected 8 fields, got {}", f.len());
+    let [case, pattern, size, side, ops, min, median, max, unit] = f[..] else {
+        bail!("expected 9 fields, got {}", f.len());
     };
     let side = match side {
         "rslab" => 0,
@@ -176,7 +199,11 @@ fn parse_row(line: &str) -> Result<(Key, &str, usize, Numbers)> {
         ops: ops.parse()?,
         min: number(min)?,
         median: number(median)?,
+        max: number(max)?,
     };
+    if !(numbers.min <= numbers.median && numbers.median <= numbers.max) {
+        bail!("min {min}, median {median}, max {max} are out of order");
+    }
     Ok((
         (format!("{case}/{pattern}"), size.parse()?),
         unit,
@@ -189,12 +216,12 @@ fn parse_row(line: &str) -> Result<(Key, &str, usize, Numbers)> {
 mod tests {
     use super::*;
 
-    const CSV: &str = "# rslab-bench v1 ops=2000 reps=2 objects=5000 cpus=2
-case,pattern,size,side,ops,min,median,unit
-cache,pair,64,rslab,2000,100.500,101.000,ns/op
-cache,pair,64,kernel,2000,201.000,202.000,ns/op
-memory,loss_bytes,64,rslab,5000,0,0,bytes
-memory,loss_bytes,64,kernel,5000,0,0,bytes
+    const CSV: &str = "# rslab-bench v2 ops=2000 reps=2 objects=5000 cpus=2
+case,pattern,size,side,ops,min,median,max,unit
+cache,pair,64,rslab,2000,100.500,101.000,110.550,ns/op
+cache,pair,64,kernel,2000,201.000,202.000,204.000,ns/op
+memory,loss_bytes,64,rslab,5000,0,0,0,bytes
+memory,loss_bytes,64,kernel,5000,0,0,0,bytes
 ";
 
     #[test]
@@ -202,7 +229,7 @@ memory,loss_bytes,64,kernel,5000,0,0,bytes
         let run = Run::parse("icount", CSV).unwrap();
         assert_eq!(
             run.settings,
-            "rslab-bench v1 ops=2000 reps=2 objects=5000 cpus=2"
+            "rslab-bench v2 ops=2000 reps=2 objects=5000 cpus=2"
         );
         assert_eq!(run.comparisons.len(), 2);
         let pair = run.find("cache/pair", 64).unwrap();
@@ -213,20 +240,37 @@ memory,loss_bytes,64,kernel,5000,0,0,bytes
         let table = run.table();
         let line = table.lines().find(|l| l.starts_with("cache/pair")).unwrap();
         let cols: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(cols, ["cache/pair", "64", "100.5", "201", "0.50", "ns/op"]);
+        assert_eq!(
+            cols,
+            [
+                "cache/pair",
+                "64",
+                "100.5",
+                "10.0%",
+                "201",
+                "1.5%",
+                "0.50",
+                "ns/op"
+            ]
+        );
         assert!(table.contains("memory/loss_bytes") && table.contains("n/a"));
     }
 
     #[test]
     fn rejects_bad_input() {
-        let missing_side = CSV.replace("cache,pair,64,kernel,2000,201.000,202.000,ns/op\n", "");
+        let missing_side = CSV.replace(
+            "cache,pair,64,kernel,2000,201.000,202.000,204.000,ns/op\n",
+            "",
+        );
         assert!(Run::parse("x", &missing_side).is_err());
+        let out_of_order = CSV.replace("101.000,110.550", "111.000,110.550");
+        assert!(Run::parse("x", &out_of_order).is_err());
         let duplicate = CSV.replace("cache,pair,64,kernel", "cache,pair,64,rslab");
         assert!(Run::parse("x", &duplicate).is_err());
         assert!(Run::parse("x", &CSV.replace("100.500", "nan")).is_err());
         assert!(Run::parse("x", &CSV.replace("100.500", "-1")).is_err());
         assert!(Run::parse("x", &CSV.replace(",ns/op", "")).is_err());
         assert!(Run::parse("x", "").is_err());
-        assert!(Run::parse("x", "# rslab-bench v1 x\nwrong,header\n").is_err());
+        assert!(Run::parse("x", "# rslab-bench v2 x\nwrong,header\n").is_err());
     }
 }

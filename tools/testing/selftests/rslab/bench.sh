@@ -21,7 +21,7 @@ F=/sys/kernel/debug/rslab/bench
 # The run's whole table (bench_table), kept for the tests that read it.
 TABLE=$(mktemp /tmp/rslab-bench.XXXXXX)
 trap 'rm -f "$TABLE"' EXIT
-HEADER=case,pattern,size,side,ops,min,median,unit
+HEADER=case,pattern,size,side,ops,min,median,max,unit
 SIZES="64 256 1024"
 CACHE="pair out256 out10000 bulk16 bulk128 concurrent remote"
 KMALLOC="pair out256 out10000 concurrent remote"
@@ -56,7 +56,7 @@ test_load() {
 }
 
 test_no_run_yet() {
-	expect_lines "# rslab-bench v1: no run yet
+	expect_lines "# rslab-bench v2: no run yet
 $HEADER" "$(cat $F)"
 }
 
@@ -99,7 +99,7 @@ expected_rows() {
 }
 
 test_header() {
-	expect_lines "# rslab-bench v1 ops=$OPS reps=$REPS objects=$OBJECTS cpus=[0-9]+
+	expect_lines "# rslab-bench v2 ops=$OPS reps=$REPS objects=$OBJECTS cpus=[0-9]+
 $HEADER" "$(head -n 2 "$TABLE")"
 }
 
@@ -110,25 +110,27 @@ test_every_row_once() {
 	[ "$want" = "$got" ] || { diff <(echo "$want") <(echo "$got") | head -n 20; return 1; }
 }
 
-# Times: positive decimals in ns/op with ops at least half of $OPS (a whole
-# number of rounds may be a little less, never below one round); memory
-# rows: whole numbers, pages and objects positive, with ops the live objects.
+# Times: positive decimals in ns/op, min <= median <= max, with ops at
+# least half of $OPS (a whole number of rounds may be a little less, never
+# below one round); memory rows: whole numbers, the same three times, pages
+# and objects positive, with ops the live objects.
 test_numbers_valid() {
 	tail -n +3 "$TABLE" | awk -F, -v ops=$OPS -v objects=$OBJECTS '
 	function bad(why) { print "bad row (" why "): " $0; fails++ }
-	NF != 8 { bad("fields"); next }
-	$8 == "ns/op" {
-		if ($6 !~ /^[0-9]+\.[0-9][0-9][0-9]$/ || $7 !~ /^[0-9]+\.[0-9][0-9][0-9]$/) bad("format")
-		else if ($6 + 0 <= 0 || $7 + 0 < $6 + 0) bad("min/median")
+	NF != 9 { bad("fields"); next }
+	$9 == "ns/op" {
+		if ($6 !~ /^[0-9]+\.[0-9][0-9][0-9]$/ || $7 !~ /^[0-9]+\.[0-9][0-9][0-9]$/ ||
+			$8 !~ /^[0-9]+\.[0-9][0-9][0-9]$/) bad("format")
+		else if ($6 + 0 <= 0 || $7 + 0 < $6 + 0 || $8 + 0 < $7 + 0) bad("min/median/max")
 		if ($5 < ops / 2) bad("ops")
 		next
 	}
 	$1 == "memory" {
-		if ($6 !~ /^[0-9]+$/ || $6 != $7) bad("value")
+		if ($6 !~ /^[0-9]+$/ || $6 != $7 || $6 != $8) bad("value")
 		if ($5 != objects) bad("objects")
-		if ($8 == "pages" && $6 <= 0) bad("pages")
-		if ($8 == "objects" && $6 <= 0) bad("objects per slab")
-		if ($8 != "pages" && $8 != "objects" && $8 != "bytes") bad("unit")
+		if ($9 == "pages" && $6 <= 0) bad("pages")
+		if ($9 == "objects" && $6 <= 0) bad("objects per slab")
+		if ($9 != "pages" && $9 != "objects" && $9 != "bytes") bad("unit")
 		next
 	}
 	{ bad("unit") }

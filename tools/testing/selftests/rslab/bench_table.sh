@@ -36,9 +36,9 @@ bench_table() {
 		pages=$((slabs << order))
 		loss=$(((page << order) - objs * size))
 		[ $loss -ge 0 ] || loss=0
-		echo "memory,pages_held,$size,kernel,$n,$pages,$pages,pages"
-		echo "memory,objs_per_slab,$size,kernel,$n,$objs,$objs,objects"
-		echo "memory,loss_bytes,$size,kernel,$n,$loss,$loss,bytes"
+		echo "memory,pages_held,$size,kernel,$n,$pages,$pages,$pages,pages"
+		echo "memory,objs_per_slab,$size,kernel,$n,$objs,$objs,$objs,objects"
+		echo "memory,loss_bytes,$size,kernel,$n,$loss,$loss,$loss,bytes"
 	done <<< "$held"
 }
 
