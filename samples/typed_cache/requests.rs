@@ -2,7 +2,7 @@
 
 //! A driver-style use of rslab's typed cache: in-flight I/O requests kept in
 //! a cache of their own, each built in place, pinned (it holds a lock), and
-//! freed when dropped. No `unsafe`.
+//! freed when dropped, in safe Rust only.
 //!
 //! Rust modules cannot share generic APIs across `.ko` files, so this
 //! sample is built into a flavour of rslab itself, `rslab_sample.ko`
