@@ -444,6 +444,8 @@ impl Runner<'_> {
         let n = self.p.objects;
         let rslab = crate::bench::memory::rslab(&name, size, n)?;
         self.value_row("pages_held", size, "rslab", rslab.pages, "pages")?;
+        let with_meta = rslab.pages_with_meta;
+        self.value_row("pages_with_meta", size, "rslab", with_meta, "pages")?;
         self.value_row(
             "objs_per_slab",
             size,

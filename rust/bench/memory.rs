@@ -13,6 +13,7 @@
 
 use crate::bench::loops::Side;
 use crate::bench::sides::{KernelCache, RslabCache};
+use crate::cache::slab::Slab;
 use crate::cache::Cache;
 use crate::sys;
 use core::ptr::NonNull;
@@ -23,6 +24,10 @@ use kernel::prelude::*;
 pub(crate) struct Footprint {
     /// Pages held by the cache's slabs.
     pub(crate) pages: usize,
+    /// Those pages plus the slabs' metadata, in pages: rslab keeps a
+    /// `Slab` per slab in a kmalloc object, where SLUB uses the slab's own
+    /// `struct page`, which every page has anyway.
+    pub(crate) pages_with_meta: usize,
     /// Objects per slab of the cache's order.
     pub(crate) objs_per_slab: usize,
     /// Bytes of such a slab that hold no object.
@@ -80,8 +85,11 @@ pub(crate) fn rslab(name: &CStr, size: usize, n: usize) -> Result<Footprint> {
 
 fn footprint_of(cache: &Cache, size: usize) -> Footprint {
     let st = cache.stats();
+    // SAFETY: A pure computation on the size (no object is touched).
+    let meta = unsafe { kernel::bindings::kmalloc_size_roundup(size_of::<Slab>()) };
     Footprint {
         pages: st.pages,
+        pages_with_meta: st.pages + (st.num_slabs * meta).div_ceil(sys::PAGE_SIZE),
         objs_per_slab: st.objperslab,
         loss_bytes: loss(cache.layout().order as usize, st.objperslab, size),
     }

@@ -26,7 +26,7 @@ SIZES="64 256 1024"
 CACHE="pair out256 out10000 bulk16 bulk128 concurrent remote"
 KMALLOC="pair out256 out10000 concurrent remote"
 MEMPOOL="backend reserve"
-MEMORY="pages_held objs_per_slab loss_bytes"
+MEMORY="pages_held pages_with_meta objs_per_slab loss_bytes"
 # The run: "smoke" (2000 ops, 2 reps, 5000 objects). Under the debug
 # kernel's sanitizers that took 160 s of the suite under TCG; there the same
 # code runs with fewer operations (out10000 still makes 10000 a round).
@@ -126,6 +126,7 @@ test_numbers_valid() {
 		next
 	}
 	$1 == "memory" {
+		if ($2 == "pages_held" || $2 == "pages_with_meta") pages[$2, $3, $4] = $6
 		if ($6 !~ /^[0-9]+$/ || $6 != $7 || $6 != $8) bad("value")
 		if ($5 != objects) bad("objects")
 		if ($9 == "pages" && $6 <= 0) bad("pages")
@@ -134,7 +135,20 @@ test_numbers_valid() {
 		next
 	}
 	{ bad("unit") }
-	END { exit fails > 0 }'
+	END {
+		# The slab metadata adds pages for rslab, none for SLUB (struct page).
+		split("64 256 1024", sizes, " ")
+		for (i in sizes) {
+			s = sizes[i]
+			if (pages["pages_with_meta", s, "rslab"] <= pages["pages_held", s, "rslab"]) {
+				print "rslab " s " B: pages_with_meta not above pages_held"; fails++
+			}
+			if (pages["pages_with_meta", s, "kernel"] != pages["pages_held", s, "kernel"]) {
+				print "kernel " s " B: pages_with_meta differs from pages_held"; fails++
+			}
+		}
+		exit fails > 0
+	}'
 }
 
 # The memory rows' SLUB caches stay, with their objects, until "release"

@@ -6,7 +6,9 @@
 # with the kernel side's memory rows added. SLUB's per-cache counters have
 # no in-kernel accessor, so the module keeps each SLUB cache of those rows
 # with its live objects after the run and names it in a line
-# "# held,<cache>,<size>,<objects>"; its rows are made here from
+# "# held,<cache>,<size>,<objects>"; its rows (pages_held and
+# pages_with_meta, the same for SLUB, whose slab metadata is the slab's own
+# struct page; objs_per_slab; loss_bytes) are made here from
 # /sys/kernel/slab/<cache>/ (slabs, order, objs_per_slab: the caches are
 # SLAB_NO_MERGE, so the directory is the cache's own). Fails, saying why,
 # if a held cache has no counters.
@@ -37,6 +39,8 @@ bench_table() {
 		loss=$(((page << order) - objs * size))
 		[ $loss -ge 0 ] || loss=0
 		echo "memory,pages_held,$size,kernel,$n,$pages,$pages,$pages,pages"
+		# SLUB keeps a slab's metadata in its struct page: no more pages.
+		echo "memory,pages_with_meta,$size,kernel,$n,$pages,$pages,$pages,pages"
 		echo "memory,objs_per_slab,$size,kernel,$n,$objs,$objs,$objs,objects"
 		echo "memory,loss_bytes,$size,kernel,$n,$loss,$loss,$loss,bytes"
 	done <<< "$held"
