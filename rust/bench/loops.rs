@@ -25,9 +25,12 @@ pub(crate) const BATCH: usize = 256;
 
 /// One allocator under test: an rslab one or its kernel counterpart.
 ///
-/// Implementations call straight into the allocator, out of line
-/// (`#[inline(never)]` on the rslab side), as a kernel caller reaches the
-/// exported SLUB functions.
+/// Implementations are inlined into the loops and call the allocator's own
+/// entry point, out of line: one call per operation on each side, as a
+/// kernel caller makes (rslab: `Cache::alloc`/`free`, `Kmalloc::alloc`/
+/// `free`, `Mempool::alloc`/`free`; the kernel: the exported SLUB, kmalloc
+/// and mempool functions). `Documentation/rslab-bench.rst` says how to
+/// check it in the disassembly.
 pub(crate) trait Side: Sync {
     /// Allocates one object with `GFP_KERNEL`.
     fn alloc(&self) -> Option<NonNull<u8>>;

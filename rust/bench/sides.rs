@@ -39,23 +39,23 @@ impl RslabCache {
 }
 
 impl Side for RslabCache {
-    #[inline(never)]
+    #[inline]
     fn alloc(&self) -> Option<NonNull<u8>> {
         self.0.alloc(GFP_KERNEL).ok()
     }
 
-    #[inline(never)]
+    #[inline]
     unsafe fn free(&self, obj: NonNull<u8>) {
         // SAFETY: The caller's promise: an object of this cache.
         unsafe { self.0.free(obj) }
     }
 
-    #[inline(never)]
+    #[inline]
     fn alloc_bulk(&self, out: &mut [*mut u8]) -> bool {
         self.0.alloc_bulk(GFP_KERNEL, out).is_ok()
     }
 
-    #[inline(never)]
+    #[inline]
     unsafe fn free_bulk(&self, objs: &[*mut u8]) {
         // SAFETY: The caller's promise: objects of this cache.
         unsafe { self.0.free_bulk(objs) }
@@ -66,12 +66,12 @@ impl Side for RslabCache {
 pub(crate) struct RslabKmalloc(pub(crate) Arc<Kmalloc>, pub(crate) usize);
 
 impl Side for RslabKmalloc {
-    #[inline(never)]
+    #[inline]
     fn alloc(&self) -> Option<NonNull<u8>> {
         self.0.alloc(self.1, GFP_KERNEL).ok()
     }
 
-    #[inline(never)]
+    #[inline]
     unsafe fn free(&self, obj: NonNull<u8>) {
         // SAFETY: The caller's promise: an allocation of this allocator.
         unsafe { self.0.free(obj) }
@@ -107,12 +107,12 @@ impl RslabPool {
 }
 
 impl Side for RslabPool {
-    #[inline(never)]
+    #[inline]
     fn alloc(&self) -> Option<NonNull<u8>> {
         self.0.alloc(GFP_KERNEL).ok()
     }
 
-    #[inline(never)]
+    #[inline]
     unsafe fn free(&self, obj: NonNull<u8>) {
         // SAFETY: The caller's promise: an element of this pool.
         unsafe { self.0.free(obj) }
