@@ -6,6 +6,10 @@
 //! allocator, with per-CPU sheaves in front of per-node slab lists, SLUB's
 //! debug features, and kmalloc-style size classes. See
 //! `Documentation/rslab.rst` for the design.
+//!
+//! The same crate root builds rslab.ko and, through links to this file,
+//! its test (`--cfg rslab_kunit`), bench (`--cfg rslab_bench`) and sample
+//! (`--cfg rslab_sample`) flavours; see `rust/Kbuild`.
 
 use cache::flags::CacheFlags;
 use core::ptr::NonNull;
