@@ -195,9 +195,27 @@ test_killable() {
 	[ "$got" = OK ] || { echo "a run after the kill: $got"; return 1; }
 }
 
+# rmmod with the memory rows' SLUB caches still held (no "release"): the
+# module frees their objects, then destroys them, with nothing reported
+# (SLUB warns of a cache destroyed with objects left) and nothing left.
 test_unload() {
+	local size got log rc=0
+	got=$(write_errno $F "ops=100 reps=1 objects=100 case=memory")
+	[ "$got" = OK ] || { echo "case=memory: $got"; return 1; }
+	[ -d /sys/kernel/slab/rslab-bench-memory-held-64 ] || { echo "no held cache before rmmod"; return 1; }
+	kmsg_mark
 	rmmod rslab_bench || return 1
-	! module_loaded rslab_bench
+	module_loaded rslab_bench && { echo "still loaded"; return 1; }
+	for size in $SIZES; do
+		[ ! -e /sys/kernel/slab/rslab-bench-memory-held-$size ] ||
+			{ echo "rslab-bench-memory-held-$size left after rmmod"; rc=1; }
+	done
+	log=$(kmsg_since) || return 1
+	if grep -E 'BUG|WARNING|objects remaining|rslab-bench' <<< "$log"; then
+		echo "rmmod reported the above"
+		rc=1
+	fi
+	return $rc
 }
 
 ktap_header
@@ -213,5 +231,5 @@ ktap_test "every number is valid" test_numbers_valid
 ktap_test "release frees the memory rows' kernel caches" test_release
 ktap_test "case= runs one group only" test_case_filter
 ktap_test "kill -9 ends a long benchmark at its next run; the file works again" test_killable
-ktap_test "unload" test_unload
+ktap_test "unload with the memory rows' caches still held frees them, reporting nothing" test_unload
 ktap_finished
