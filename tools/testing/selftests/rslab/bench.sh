@@ -180,12 +180,17 @@ test_case_filter() {
 # the end, and the file must work again after. Fewer operations under the
 # debug kernel's sanitizers, whose runs are slower.
 test_killable() {
-	local ops=10000000 pid start got
+	local ops=10000000 pid start got cmd
 	have_kmemleak && ops=1000000
 	sh -c "echo 'ops=$ops reps=20 case=cache' > $F" &
 	pid=$!
 	sleep 2
 	kill -0 $pid 2> /dev/null || { echo "the writer was not running after 2 s"; return 1; }
+	# A second writer, a run or a release, is refused while it runs.
+	for cmd in release smoke; do
+		got=$(write_errno $F $cmd)
+		[ "$got" = EBUSY ] || { echo "'$cmd' during a run: $got, not EBUSY"; kill -9 $pid; return 1; }
+	done
 	start=$SECONDS
 	kill -9 $pid
 	wait $pid 2> /dev/null
