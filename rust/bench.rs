@@ -18,11 +18,12 @@ mod loops;
 mod memory;
 mod sides;
 
-use crate::bench::loops::{Run, Sample, Side, BATCH};
+use crate::bench::loops::{Run, Sample, Side, SideRun, BATCH};
 use crate::bench::memory::Held;
 use crate::bench::sides::{
     KernelCache, KernelKmalloc, KernelPool, RslabCache, RslabKmalloc, RslabPool,
 };
+use crate::cache::Cache;
 use crate::debugfs::file::{Dir, File};
 use crate::kmalloc::Kmalloc;
 use core::fmt::Write;
@@ -183,6 +184,16 @@ const KMALLOC_PATTERNS: [Pattern; 5] = [
     Pattern::Remote,
 ];
 
+/// `pattern` of `ops` operations on `a`, as a side of a measurement; its
+/// buffer holds [`OUT_MAX`] pointers.
+fn runs<A: Side>(
+    a: &A,
+    pattern: Pattern,
+    ops: u64,
+) -> impl FnMut(&mut [*mut u8]) -> Result<Run> + '_ {
+    move |buf| run_pattern(a, pattern, ops, buf)
+}
+
 /// Runs `pattern` once on `a`; `buf` holds [`OUT_MAX`] pointers.
 fn run_pattern<A: Side>(a: &A, pattern: Pattern, ops: u64, buf: &mut [*mut u8]) -> Result<Run> {
     match pattern {
@@ -219,7 +230,10 @@ impl core::fmt::Display for Ns {
 /// One run of the benchmark, writing rows as it goes.
 struct Runner<'a> {
     p: Params,
-    kmalloc: &'a Arc<Kmalloc>,
+    /// rslab's kmalloc with SLUB's sheaf capacities (see [`sides`]).
+    kmalloc: Arc<Kmalloc>,
+    /// The module's own kmalloc, with rslab's default capacities.
+    kmalloc_default: &'a Arc<Kmalloc>,
     csv: Csv,
     buf: VVec<*mut u8>,
     /// The memory rows' kernel caches, with their live objects.
@@ -264,19 +278,24 @@ impl Runner<'_> {
         writeln!(self.csv, "{n},{value},{value},{value},{unit}").map_err(|_| ENOMEM)
     }
 
-    /// Measures `pattern` on `a` and writes its row.
-    fn case<A: Side>(
+    /// Measures `pattern` on each of `sides` (named), interleaved (see
+    /// [`loops::measure`]), and writes a row for each.
+    fn compare<const N: usize>(
         &mut self,
         g: Group,
         pattern: Pattern,
         size: usize,
-        side: &str,
-        a: &A,
+        sides: [(&str, SideRun<'_>); N],
     ) -> Result {
-        let (ops, reps) = (self.p.ops, self.p.reps);
-        let buf = &mut self.buf[..];
-        match loops::measure(reps, || run_pattern(a, pattern, ops, buf)) {
-            Ok(s) => self.time_row(g.name(), pattern, size, side, s),
+        let names = sides.each_ref().map(|(name, _)| *name);
+        let runs = sides.map(|(_, run)| run);
+        match loops::measure(self.p.reps, &mut self.buf[..], runs) {
+            Ok(samples) => {
+                for (name, s) in names.into_iter().zip(samples) {
+                    self.time_row(g.name(), pattern, size, name, s)?;
+                }
+                Ok(())
+            }
             // One online CPU: no remote free to measure.
             Err(e) if e == ENODEV => Ok(()),
             Err(e) => Err(e),
@@ -287,40 +306,48 @@ impl Runner<'_> {
         CString::try_from_fmt(fmt!("rslab-bench-{}-{}-{}", g.name(), pattern, size))
     }
 
+    /// The cache group: an rslab cache with SLUB's sheaf capacity, a SLUB
+    /// cache, and an rslab cache with its own default capacity.
     fn cache_cases(&mut self) -> Result {
+        let (g, ops) = (Group::Cache, self.p.ops);
         for pattern in CACHE_PATTERNS {
             for size in SIZES {
-                let name = Self::name(Group::Cache, pattern.name(), size)?;
-                self.case(
-                    Group::Cache,
+                let name = Self::name(g, pattern.name(), size)?;
+                let rslab = RslabCache::new(&name, size)?;
+                let kernel = KernelCache::new(&name, size)?;
+                let default = RslabCache::with_default_capacity(&name, size)?;
+                self.compare(
+                    g,
                     pattern,
                     size,
-                    "rslab",
-                    &RslabCache::new(&name, size)?,
-                )?;
-                self.case(
-                    Group::Cache,
-                    pattern,
-                    size,
-                    "kernel",
-                    &KernelCache::new(&name, size)?,
+                    [
+                        ("rslab", &mut runs(&rslab, pattern, ops)),
+                        ("kernel", &mut runs(&kernel, pattern, ops)),
+                        ("rslab_default", &mut runs(&default, pattern, ops)),
+                    ],
                 )?;
             }
         }
         Ok(())
     }
 
+    /// The kmalloc group: rslab's kmalloc with SLUB's sheaf capacities,
+    /// the kernel's, and the module's own (rslab's defaults).
     fn kmalloc_cases(&mut self) -> Result {
+        let (g, ops) = (Group::Kmalloc, self.p.ops);
         for pattern in KMALLOC_PATTERNS {
             for size in SIZES {
                 let rslab = RslabKmalloc(self.kmalloc.clone(), size);
-                self.case(Group::Kmalloc, pattern, size, "rslab", &rslab)?;
-                self.case(
-                    Group::Kmalloc,
+                let default = RslabKmalloc(self.kmalloc_default.clone(), size);
+                self.compare(
+                    g,
                     pattern,
                     size,
-                    "kernel",
-                    &KernelKmalloc(size),
+                    [
+                        ("rslab", &mut runs(&rslab, pattern, ops)),
+                        ("kernel", &mut runs(&KernelKmalloc(size), pattern, ops)),
+                        ("rslab_default", &mut runs(&default, pattern, ops)),
+                    ],
                 )?;
             }
         }
@@ -328,16 +355,38 @@ impl Runner<'_> {
     }
 
     fn mempool_cases(&mut self) -> Result {
-        let g = Group::Mempool;
+        let (g, ops) = (Group::Mempool, self.p.ops);
         for size in SIZES {
             let p = Pattern::PoolBackend;
             let name = Self::name(g, p.name(), size)?;
-            self.case(g, p, size, "rslab", &RslabPool::backend(&name, size)?)?;
-            self.case(g, p, size, "kernel", &KernelPool::backend(&name, size)?)?;
+            let (rslab, kernel) = (
+                RslabPool::backend(&name, size)?,
+                KernelPool::backend(&name, size)?,
+            );
+            self.compare(
+                g,
+                p,
+                size,
+                [
+                    ("rslab", &mut runs(&rslab, p, ops)),
+                    ("kernel", &mut runs(&kernel, p, ops)),
+                ],
+            )?;
             let p = Pattern::PoolReserve;
             let name = Self::name(g, p.name(), size)?;
-            self.case(g, p, size, "rslab", &RslabPool::reserve(&name)?)?;
-            self.case(g, p, size, "kernel", &KernelPool::reserve(&name, size)?)?;
+            let (rslab, kernel) = (
+                RslabPool::reserve(&name)?,
+                KernelPool::reserve(&name, size)?,
+            );
+            self.compare(
+                g,
+                p,
+                size,
+                [
+                    ("rslab", &mut runs(&rslab, p, ops)),
+                    ("kernel", &mut runs(&kernel, p, ops)),
+                ],
+            )?;
         }
         Ok(())
     }
@@ -351,6 +400,15 @@ impl Runner<'_> {
             p.ops, p.reps, p.objects
         )
         .map_err(|_| ENOMEM)?;
+        for size in SIZES {
+            let rslab_default = Cache::sheaf_capacity_for(size);
+            let slub = sides::slub_sheaf_capacity(size);
+            writeln!(
+                self.csv,
+                "# sheaf_capacity,{size},rslab={slub},kernel={slub},rslab_default={rslab_default}"
+            )
+            .map_err(|_| ENOMEM)?;
+        }
         writeln!(self.csv, "{HEADER}").map_err(|_| ENOMEM)?;
         let wants = |g: Group| p.only.is_none_or(|only| only == g);
         if wants(Group::Cache) {
@@ -419,16 +477,24 @@ impl Bench {
         if text.trim() == "release" {
             return Ok(());
         }
-        let mut runner = Runner {
-            p: Params::parse(text)?,
-            kmalloc: &self.kmalloc,
-            csv: Csv(KVec::new()),
-            buf: VVec::from_elem(core::ptr::null_mut(), OUT_MAX, GFP_KERNEL)?,
-            held: KVec::new(),
-        };
-        runner.run()?;
-        *self.results.lock() = runner.csv.0;
-        *self.held.lock() = runner.held;
+        let p = Params::parse(text)?;
+        let mut out = None;
+        loops::run_bound(|| {
+            let mut runner = Runner {
+                p,
+                kmalloc: sides::rslab_kmalloc()?,
+                kmalloc_default: &self.kmalloc,
+                csv: Csv(KVec::new()),
+                buf: VVec::from_elem(core::ptr::null_mut(), OUT_MAX, GFP_KERNEL)?,
+                held: KVec::new(),
+            };
+            runner.run()?;
+            out = Some((runner.csv.0, runner.held));
+            Ok(())
+        })?;
+        let (csv, held) = out.ok_or(EINVAL)?;
+        *self.results.lock() = csv;
+        *self.held.lock() = held;
         Ok(())
     }
 }

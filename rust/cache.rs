@@ -73,7 +73,7 @@ struct CpuShared {
 unsafe impl pin_init::Zeroable for CpuShared {}
 
 /// The most objects a sheaf can hold.
-const SHEAF_MAX: usize = 64;
+pub const SHEAF_MAX: usize = 64;
 
 /// A CPU's stack of free objects.
 ///
@@ -132,13 +132,14 @@ fn min_partial(size: usize) -> usize {
     (size.checked_ilog2().unwrap_or(0) as usize / 2).clamp(5, 10)
 }
 
-/// The sheaf capacity of a cache of `layout` with `flags`: none for a
-/// debug cache, whose every object is checked at its slab.
-fn capacity(layout: &Layout, flags: CacheFlags) -> usize {
+/// The sheaf capacity of a cache of `layout` with `flags`: `asked` if
+/// given, else [`sheaf_capacity`]'s; none for a debug cache, whose every
+/// object is checked at its slab.
+fn capacity(layout: &Layout, flags: CacheFlags, asked: Option<usize>) -> usize {
     if flags.is_debug() {
         0
     } else {
-        sheaf_capacity(layout.size)
+        asked.unwrap_or_else(|| sheaf_capacity(layout.size))
     }
 }
 
@@ -266,7 +267,38 @@ impl Cache {
         flags: impl Into<CacheFlags>,
         ctor: Option<Ctor>,
     ) -> Result<Arc<Self>> {
-        let flags = flags.into();
+        Self::build(name, size, align, flags.into(), ctor, None)
+    }
+
+    /// [`Cache::new`], with sheaves of `capacity` objects instead of the
+    /// default for the size (as `kmem_cache_args.sheaf_capacity` asks of
+    /// SLUB): fewer keep less memory parked per CPU, more take the node
+    /// lock less often. A debug cache still has none.
+    ///
+    /// Errors: those of [`Cache::new`], and `EINVAL` for a `capacity` of 0
+    /// or above [`SHEAF_MAX`].
+    pub fn with_sheaf_capacity(
+        name: &CStr,
+        size: usize,
+        align: usize,
+        flags: impl Into<CacheFlags>,
+        ctor: Option<Ctor>,
+        capacity: usize,
+    ) -> Result<Arc<Self>> {
+        if !(1..=SHEAF_MAX).contains(&capacity) {
+            return Err(EINVAL);
+        }
+        Self::build(name, size, align, flags.into(), ctor, Some(capacity))
+    }
+
+    fn build(
+        name: &CStr,
+        size: usize,
+        align: usize,
+        flags: CacheFlags,
+        ctor: Option<Ctor>,
+        capacity: Option<usize>,
+    ) -> Result<Arc<Self>> {
         if name.is_empty() {
             return Err(EINVAL);
         }
@@ -282,7 +314,7 @@ impl Cache {
         for _ in 0..sys::nr_node_ids() {
             nodes.push(KBox::pin_init(Node::new(), GFP_KERNEL)?, GFP_KERNEL)?;
         }
-        let capacity = capacity(&layout, flags);
+        let capacity = self::capacity(&layout, flags, capacity);
         let plain = ctor.is_none() && !flags.contains(CacheFlag::Poison);
         let init_free = plain && sys::init_on_free();
         let quarantine = Quarantine::new(capacity, layout.size, layout.free_offset);
@@ -392,6 +424,17 @@ impl Cache {
         per_object(l.order).max(per_object(l.min_order)) + sys::TRACKING_BYTES
     }
 
+    /// How many objects each CPU's sheaf holds (0: none, a debug cache).
+    pub fn sheaf_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The sheaf capacity [`Cache::new`] gives a plain cache of
+    /// `size`-byte objects.
+    pub fn sheaf_capacity_for(size: usize) -> usize {
+        sheaf_capacity(size)
+    }
+
     /// The most bytes the cache pins with no object allocated: its
     /// metadata and debugfs entries; a whole slab for every object its
     /// sheaves, depots and KASAN quarantine can hold (parked objects of
@@ -408,7 +451,7 @@ impl Cache {
         let layout = Layout::new(size, align, flags, false, sys::num_present_cpus())?;
         Ok(fixed_footprint(
             &layout,
-            capacity(&layout, flags),
+            capacity(&layout, flags, None),
             min_partial(layout.size),
         ))
     }

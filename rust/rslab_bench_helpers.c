@@ -45,10 +45,11 @@ static int rslab_bench_thread_fn(void *data)
  * to the i-th online CPU; without, the threads may run anywhere (and move
  * themselves with rslab_bench_move_to()). Returns 0 once every thread has
  * finished, or a negative errno if they could not all be created, in which
- * case none ran @fn.
+ * case none ran @fn. With @stop, the caller waits killably: a fatal signal
+ * sets *@stop, which @fn polls, and the wait goes on until the threads end.
  */
 int rslab_bench_threads(void (*fn)(void *arg, unsigned int idx), void *arg, unsigned int n,
-			bool bind)
+			bool bind, bool *stop)
 {
 	DECLARE_COMPLETION_ONSTACK(start);
 	struct task_struct **tasks;
@@ -89,8 +90,14 @@ int rslab_bench_threads(void (*fn)(void *arg, unsigned int idx), void *arg, unsi
 	for (i = 0; i < n; i++)
 		wake_up_process(tasks[i]);
 	complete_all(&start);
-	for (i = 0; i < n; i++)
-		wait_for_completion(&t[i].done);
+	for (i = 0; i < n; i++) {
+		/* Each wait that returns 0 consumes the thread's one complete(). */
+		if (!stop || wait_for_completion_killable(&t[i].done)) {
+			if (stop)
+				WRITE_ONCE(*stop, true);
+			wait_for_completion(&t[i].done);
+		}
+	}
 out:
 	kfree(tasks);
 	kfree(t);

@@ -85,7 +85,7 @@ void rslab_waitq_wake(struct wait_queue_head *wq);
 /* rslab_bench.ko only (rslab_bench_helpers.c). */
 void rslab_bench_cond_resched(void);
 int rslab_bench_threads(void (*fn)(void *arg, unsigned int idx), void *arg, unsigned int n,
-			bool bind);
+			bool bind, bool *stop);
 int rslab_bench_nth_online_cpu(unsigned int n);
 unsigned int rslab_bench_online_cpus(void);
 int rslab_bench_move_to(unsigned int cpu);

@@ -14,6 +14,7 @@ extern "C" {
         arg: *mut c_void,
         n: u32,
         bind: bool,
+        stop: *const bool,
     ) -> i32;
     fn rslab_bench_nth_online_cpu(n: u32) -> i32;
     fn rslab_bench_online_cpus() -> u32;

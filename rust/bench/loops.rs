@@ -5,9 +5,11 @@
 //! Every loop is generic over [`Side`], so rslab and the kernel allocator run
 //! exactly the same Rust code between the same two `ktime_get()` timestamps;
 //! only the calls behind the trait differ. Nothing disables preemption or
-//! interrupts around a loop. A measurement is a warm-up run followed by
-//! `reps` timed runs, reported as the minimum, the median and the maximum
-//! per operation.
+//! interrupts around a loop. A measurement compares sides: each runs once
+//! to warm up, then `reps` rounds run each side once, timed, starting from
+//! a different side each round; each side's runs are reported as the
+//! minimum, the median and the maximum per operation. The whole benchmark
+//! runs in a kthread bound to the first online CPU ([`run_bound`]).
 
 use crate::bench::helpers;
 use crate::sys;
@@ -75,40 +77,67 @@ pub(crate) struct Sample {
     pub(crate) ops: u64,
 }
 
-/// Between two runs: a task killed while a long benchmark runs in its
-/// write ends at the next run (`EINTR`), and the CPU is given up if need
-/// be. (A whole benchmark is up to about 10^10 operations; one run at most
-/// `ops`, 10^7.)
+/// Set when the task that started the benchmark is killed: the bound
+/// kthread running it stops at its next run. (One benchmark runs at a
+/// time: the bench file's `running` lock.)
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Between two runs: a benchmark whose task was killed ends at the next
+/// run (`EINTR`), and the CPU is given up if need be. (A whole benchmark is
+/// up to about 10^10 operations; one run at most `ops`, 10^7.)
 fn between_runs() -> Result {
-    if sys::fatal_signal_pending() {
+    if STOP.load(Relaxed) || sys::fatal_signal_pending() {
         return Err(EINTR);
     }
     helpers::cond_resched();
     Ok(())
 }
 
-/// Runs `run` once to warm up, then `reps` times, timed.
-pub(crate) fn measure(reps: usize, mut run: impl FnMut() -> Result<Run>) -> Result<Sample> {
+/// One side of a measurement: a run of its pattern over a scratch buffer.
+pub(crate) type SideRun<'a> = &'a mut dyn FnMut(&mut [*mut u8]) -> Result<Run>;
+
+/// Measures `sides` against each other: each runs once to warm up, then
+/// `reps` rounds run each once, timed; round `r` starts at side `r mod N`,
+/// so that none always runs first or right after the same other side.
+/// (The dynamic call is one per run; each loop inside is monomorphic.)
+pub(crate) fn measure<const N: usize>(
+    reps: usize,
+    buf: &mut [*mut u8],
+    sides: [SideRun<'_>; N],
+) -> Result<[Sample; N]> {
     let reps = reps.clamp(1, MAX_REPS);
-    between_runs()?;
-    run()?;
-    let mut ps = [0u64; MAX_REPS];
-    let mut ops = 0;
-    for slot in ps.iter_mut().take(reps) {
+    let mut sides = sides;
+    for run in sides.iter_mut() {
         between_runs()?;
-        let r = run()?;
-        let per_op = NonZeroU64::new(r.ops).ok_or(EINVAL)?;
-        *slot = r.ns.saturating_mul(1000) / per_op;
-        ops = r.ops;
+        run(buf)?;
     }
-    let ps = &mut ps[..reps];
-    insertion_sort(ps);
-    Ok(Sample {
-        min_ps: ps[0],
-        median_ps: ps[reps / 2],
-        max_ps: ps[reps - 1],
-        ops,
-    })
+    // Picoseconds per operation: `ps[rep][side]`.
+    let mut ps = [[0u64; N]; MAX_REPS];
+    let mut ops = [0u64; N];
+    for (rep, row) in ps.iter_mut().enumerate().take(reps) {
+        for k in 0..N {
+            let side = (rep + k) % N;
+            between_runs()?;
+            let r = sides[side](buf)?;
+            let per_op = NonZeroU64::new(r.ops).ok_or(EINVAL)?;
+            row[side] = r.ns.saturating_mul(1000) / per_op;
+            ops[side] = r.ops;
+        }
+    }
+    Ok(core::array::from_fn(|side| {
+        let mut column = [0u64; MAX_REPS];
+        for (slot, row) in column.iter_mut().zip(&ps[..reps]) {
+            *slot = row[side];
+        }
+        let column = &mut column[..reps];
+        insertion_sort(column);
+        Sample {
+            min_ps: column[0],
+            median_ps: column[reps / 2],
+            max_ps: column[reps - 1],
+            ops: ops[side],
+        }
+    }))
 }
 
 /// Sorts a few numbers. (core's sort trips objtool in this kernel.)
@@ -308,7 +337,44 @@ fn run_threads<F: Fn(u32) + Sync>(n: u32, bind: bool, f: &F) -> Result {
             core::ptr::from_ref(f).cast_mut().cast(),
             n,
             bind,
+            core::ptr::null(),
         )
     };
     kernel::error::to_result(rc)
+}
+
+/// Runs `f` to its end in a kthread bound to the first online CPU, so that
+/// a benchmark neither migrates nor depends on its caller's affinity, and
+/// returns what `f` returned. The caller waits killably: killed, it makes
+/// the kthread stop at its next run ([`between_runs`], `EINTR`), then
+/// waits for that.
+pub(crate) fn run_bound<F: FnMut() -> Result + Send>(f: F) -> Result {
+    STOP.store(false, Relaxed);
+    let mut state = (f, Err(EINTR));
+    // SAFETY: The trampoline matches the state's type; the state outlives
+    // the call, which returns only once the thread has finished; only that
+    // thread touches it meanwhile (`F: Send`). `STOP` is static, and an
+    // `AtomicBool` has `bool`'s layout.
+    let rc = unsafe {
+        helpers::rslab_bench_threads(
+            bound_trampoline::<F>,
+            core::ptr::from_mut(&mut state).cast(),
+            1,
+            true,
+            STOP.as_ptr(),
+        )
+    };
+    kernel::error::to_result(rc)?;
+    state.1
+}
+
+/// Runs the `F` of the `(F, Result)` at `arg` and stores its result there.
+///
+/// # Safety
+///
+/// `arg` must point to an `(F, Result)` that nothing else uses meanwhile.
+unsafe extern "C" fn bound_trampoline<F: FnMut() -> Result>(arg: *mut c_void, _idx: u32) {
+    // SAFETY: The caller's promise.
+    let (f, result) = unsafe { &mut *arg.cast::<(F, Result)>() };
+    *result = f();
 }

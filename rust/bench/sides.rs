@@ -7,8 +7,10 @@
 //!
 //! Fairness: the kernel caches get `SLAB_NO_MERGE` so that each case has a
 //! cache of its own, as every rslab cache is; both use the same size and an
-//! 8-byte alignment, without debug flags. The rslab calls are kept out of
-//! line, as calls into SLUB are.
+//! 8-byte alignment, without debug flags, and the rslab caches (and the
+//! bench's own rslab kmalloc) SLUB's sheaf capacity for the size
+//! ([`slub_sheaf_capacity`]). rslab's default capacity is measured as a
+//! side of its own.
 
 use crate::bench::loops::Side;
 use crate::cache::flags::CacheFlags;
@@ -28,14 +30,63 @@ pub(crate) const ALIGN: usize = 8;
 /// The reserve of every benchmark pool.
 pub(crate) const POOL_MIN_NR: usize = 16;
 
+/// The size of SLUB's `struct slab_sheaf` without its `objects[]`: a
+/// 16-byte union, the cache pointer, `size` and `node`.
+const SLUB_SHEAF_HEADER: usize = 32;
+
+/// The sheaf capacity SLUB gives a plain (no debug flags, no constructor)
+/// cache of `size`-byte objects aligned to [`ALIGN`]: mm/slub.c's
+/// `calculate_sheaf_capacity()`, which is private, so mirrored here. Its
+/// base capacity by object size is rounded up so that a sheaf fills its
+/// kmalloc bucket: 60, 28 and 12 objects for 64, 256 and 1024 bytes.
+/// (`bench_table.sh` checks each held memory-row cache's
+/// `/sys/kernel/slab/<cache>/sheaf_capacity` against it.)
+pub(crate) fn slub_sheaf_capacity(size: usize) -> usize {
+    let size = size.next_multiple_of(ALIGN);
+    let base = match size {
+        s if s >= kernel::page::PAGE_SIZE => 4,
+        s if s >= 1024 => 12,
+        s if s >= 256 => 26,
+        _ => 60,
+    };
+    let bytes = SLUB_SHEAF_HEADER + base * size_of::<*mut c_void>();
+    // SAFETY: A pure computation over the kmalloc size classes.
+    let bucket = unsafe { bindings::kmalloc_size_roundup(bytes) };
+    (bucket - SLUB_SHEAF_HEADER) / size_of::<*mut c_void>()
+}
+
 /// A fresh rslab cache.
 pub(crate) struct RslabCache(pub(crate) Arc<Cache>);
 
 impl RslabCache {
-    /// Creates an unregistered cache of `size`-byte objects.
+    /// Creates an unregistered cache of `size`-byte objects with SLUB's
+    /// sheaf capacity for the size.
     pub(crate) fn new(name: &CStr, size: usize) -> Result<Self> {
+        let capacity = slub_sheaf_capacity(size).min(crate::cache::SHEAF_MAX);
+        Ok(Self(Cache::with_sheaf_capacity(
+            name,
+            size,
+            ALIGN,
+            CacheFlags::NONE,
+            None,
+            capacity,
+        )?))
+    }
+
+    /// Creates an unregistered cache of `size`-byte objects with rslab's
+    /// default sheaf capacity for the size.
+    pub(crate) fn with_default_capacity(name: &CStr, size: usize) -> Result<Self> {
         Ok(Self(Cache::new(name, size, ALIGN, CacheFlags::NONE, None)?))
     }
+}
+
+/// A fresh rslab kmalloc whose size-class caches have SLUB's sheaf
+/// capacity for their sizes, as the kernel's kmalloc caches do.
+pub(crate) fn rslab_kmalloc() -> Result<Arc<Kmalloc>> {
+    Arc::pin_init(
+        Kmalloc::new(|name, size| Ok(RslabCache::new(name, size)?.0)),
+        GFP_KERNEL,
+    )
 }
 
 impl Side for RslabCache {

@@ -186,6 +186,45 @@ pub(crate) mod cache_tests {
         Ok(())
     }
 
+    /// A cache made with a sheaf capacity keeps it: a small one flushes
+    /// many times as often as the default (each full sheaf flushes half),
+    /// a debug cache still has none, and 0 or more than `SHEAF_MAX` is
+    /// refused.
+    #[test]
+    fn with_sheaf_capacity_sizes_the_sheaf() -> Result {
+        use crate::cache::SHEAF_MAX;
+        let make =
+            |name, flags, capacity| Cache::with_sheaf_capacity(name, 64, 8, flags, None, capacity);
+        for bad in [0, SHEAF_MAX + 1] {
+            assert_eq!(
+                make(c"rslab_test_cap_bad", CacheFlags::NONE, bad).err(),
+                Some(EINVAL)
+            );
+        }
+        let debug = make(
+            c"rslab_test_cap_debug",
+            CacheFlag::ConsistencyChecks.into(),
+            6,
+        )?;
+        assert_eq!(debug.sheaf_capacity(), 0);
+        let small = make(c"rslab_test_cap_small", CacheFlags::NONE, 6)?;
+        let default = cache(c"rslab_test_cap_default", 64, CacheFlags::NONE)?;
+        assert_eq!(
+            (small.sheaf_capacity(), default.sheaf_capacity()),
+            (6, SHEAF_MAX)
+        );
+        let mut flushes = [0; 2];
+        for (cache, n) in [&small, &default].into_iter().zip(&mut flushes) {
+            let mut objs = alloc_n(cache, 200)?;
+            let before = cache.stats().event(Stat::Flush);
+            free_all(cache, &mut objs);
+            *n = cache.stats().event(Stat::Flush) - before;
+        }
+        // 200 frees: about (200 - 6) / 3 flushes against (200 - 64) / 32.
+        assert!(flushes[0] >= 40 && flushes[1] <= 8);
+        Ok(())
+    }
+
     /// Memory that is not an rslab object: a SLUB (kmalloc) object, a
     /// vmalloc address, a stack address and a page from the page allocator.
     /// Each is freed below, deliberately; returns them and the page.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The bench CSV: parsing, pairing each rslab row with its kernel row, and
-//! the text table.
+//! The bench CSV: parsing, pairing each rslab row with its kernel row (and
+//! its `rslab_default` row, where there is one), and the text table.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
@@ -50,7 +50,15 @@ pub struct Comparison {
     pub kernel: Numbers,
     /// rslab ÷ kernel of the minimums; `None` where the kernel's is 0.
     pub ratio: Option<f64>,
+    /// rslab with its own default sheaf capacity, where measured (the
+    /// `rslab` side has SLUB's capacity).
+    pub rslab_default: Option<Numbers>,
+    /// `rslab_default` ÷ kernel of the minimums.
+    pub default_ratio: Option<f64>,
 }
+
+/// The sides a row may have, in the order of `parse_row`'s index.
+const SIDES: [&str; 3] = ["rslab", "kernel", "rslab_default"];
 
 /// The comparisons of one run (one clock).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -59,6 +67,9 @@ pub struct Run {
     pub clock: String,
     /// The run's settings line, as the module wrote it.
     pub settings: String,
+    /// The sheaf capacity of each side, per size: the module's
+    /// `# sheaf_capacity,<size>,rslab=N,kernel=N,rslab_default=N` lines.
+    pub sheaf_capacity: Vec<String>,
     /// Every comparison, in the module's order.
     pub comparisons: Vec<Comparison>,
 }
@@ -73,23 +84,32 @@ impl Run {
         if !settings.starts_with("# rslab-bench v2 ") {
             bail!("not rslab bench results: '{settings}'");
         }
-        if lines.next() != Some(HEADER) {
+        let mut sheaf_capacity = Vec::new();
+        let header = loop {
+            match lines.next() {
+                Some(l) if l.starts_with("# sheaf_capacity,") => {
+                    sheaf_capacity.push(l.trim_start_matches("# sheaf_capacity,").to_string())
+                }
+                other => break other,
+            }
+        };
+        if header != Some(HEADER) {
             bail!("missing the column header '{HEADER}'");
         }
         let mut order: Vec<Key> = Vec::new();
-        let mut sides: BTreeMap<Key, (String, [Option<Numbers>; 2])> = BTreeMap::new();
+        let mut sides: BTreeMap<Key, (String, [Option<Numbers>; 3])> = BTreeMap::new();
         for (n, line) in lines.enumerate() {
             let (key, unit, side, numbers) =
                 parse_row(line).with_context(|| format!("row {}: '{line}'", n + 1))?;
             let entry = sides.entry(key.clone()).or_insert_with(|| {
                 order.push(key.clone());
-                (unit.to_string(), [None, None])
+                (unit.to_string(), [None, None, None])
             });
             if entry.1[side].replace(numbers).is_some() {
                 bail!(
                     "row {}: a second {} row for {} {}",
                     n + 1,
-                    ["rslab", "kernel"][side],
+                    SIDES[side],
                     key.0,
                     key.1
                 );
@@ -98,7 +118,7 @@ impl Run {
         let comparisons = order
             .into_iter()
             .map(|key| {
-                let (unit, [r, k]) = sides.remove(&key).unwrap_or_default();
+                let (unit, [r, k, d]) = sides.remove(&key).unwrap_or_default();
                 let (Some(rslab), Some(kernel)) = (r, k) else {
                     bail!(
                         "{} {}: rslab and kernel rows must both be present",
@@ -106,14 +126,16 @@ impl Run {
                         key.1
                     );
                 };
-                let ratio = (kernel.min > 0.0).then(|| rslab.min / kernel.min);
+                let over_kernel = |n: &Numbers| (kernel.min > 0.0).then(|| n.min / kernel.min);
                 Ok(Comparison {
                     case: key.0,
                     size: key.1,
                     unit,
+                    ratio: over_kernel(&rslab),
+                    default_ratio: d.as_ref().and_then(over_kernel),
                     rslab,
                     kernel,
-                    ratio,
+                    rslab_default: d,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -123,6 +145,7 @@ impl Run {
         Ok(Self {
             clock: clock.to_string(),
             settings: settings.trim_start_matches("# ").to_string(),
+            sheaf_capacity,
             comparisons,
         })
     }
@@ -147,27 +170,36 @@ impl Run {
 
     /// The side-by-side table: case, size, rslab and kernel (minimums,
     /// each with its spread: how far the worst repetition is above the
-    /// best), ratio (of the minimums).
+    /// best), ratio (of the minimums), and rslab with its default sheaf
+    /// capacity over the kernel ("-" where not measured).
     pub fn table(&self) -> String {
         let mut out = format!("== {} clock: {} ==\n", self.clock, self.settings);
+        for c in &self.sheaf_capacity {
+            let _ = writeln!(out, "sheaf capacity at {c}");
+        }
         let _ = writeln!(
             out,
-            "{:<22} {:>5} {:>12} {:>7} {:>12} {:>7} {:>7}  unit",
-            "case", "size", "rslab", "spread", "kernel", "spread", "ratio"
+            "{:<22} {:>5} {:>12} {:>7} {:>12} {:>7} {:>7} {:>7}  unit",
+            "case", "size", "rslab", "spread", "kernel", "spread", "ratio", "default"
         );
+        let ratio = |r: Option<f64>| r.map_or("n/a".to_string(), |r| format!("{r:.2}"));
         for c in &self.comparisons {
-            let ratio = c.ratio.map_or("n/a".to_string(), |r| format!("{r:.2}"));
             let spread = |n: &Numbers| format!("{:.1}%", n.spread());
+            let default = match c.rslab_default {
+                Some(_) => ratio(c.default_ratio),
+                None => "-".to_string(),
+            };
             let _ = writeln!(
                 out,
-                "{:<22} {:>5} {:>12} {:>7} {:>12} {:>7} {:>7}  {}",
+                "{:<22} {:>5} {:>12} {:>7} {:>12} {:>7} {:>7} {:>7}  {}",
                 c.case,
                 c.size,
                 c.rslab.min,
                 spread(&c.rslab),
                 c.kernel.min,
                 spread(&c.kernel),
-                ratio,
+                ratio(c.ratio),
+                default,
                 c.unit
             );
         }
@@ -175,16 +207,14 @@ impl Run {
     }
 }
 
-/// One CSV row: its key, unit, side (0 rslab, 1 kernel) and numbers.
+/// One CSV row: its key, unit, side (its index in [`SIDES`]) and numbers.
 fn parse_row(line: &str) -> Result<(Key, &str, usize, Numbers)> {
     let f: Vec<&str> = line.split(',').collect();
     let [case, pattern, size, side, ops, min, median, max, unit] = f[..] else {
         bail!("expected 9 fields, got {}", f.len());
     };
-    let side = match side {
-        "rslab" => 0,
-        "kernel" => 1,
-        _ => bail!("unknown side '{side}'"),
+    let Some(side) = SIDES.iter().position(|&s| s == side) else {
+        bail!("unknown side '{side}'");
     };
     let number = |s: &str| -> Result<f64> {
         let v: f64 = s
@@ -217,9 +247,11 @@ mod tests {
     use super::*;
 
     const CSV: &str = "# rslab-bench v2 ops=2000 reps=2 objects=5000 cpus=2
+# sheaf_capacity,64,rslab=60,kernel=60,rslab_default=64
 case,pattern,size,side,ops,min,median,max,unit
 cache,pair,64,rslab,2000,100.500,101.000,110.550,ns/op
 cache,pair,64,kernel,2000,201.000,202.000,204.000,ns/op
+cache,pair,64,rslab_default,2000,402.000,402.000,402.000,ns/op
 memory,loss_bytes,64,rslab,5000,0,0,0,bytes
 memory,loss_bytes,64,kernel,5000,0,0,0,bytes
 ";
@@ -234,7 +266,12 @@ memory,loss_bytes,64,kernel,5000,0,0,0,bytes
         assert_eq!(run.comparisons.len(), 2);
         let pair = run.find("cache/pair", 64).unwrap();
         assert_eq!(pair.ratio, Some(0.5));
+        assert_eq!(pair.default_ratio, Some(2.0));
         assert_eq!(pair.rslab.median, 101.0);
+        assert_eq!(
+            run.sheaf_capacity,
+            ["64,rslab=60,kernel=60,rslab_default=64"]
+        );
         assert_eq!(run.find("memory/loss_bytes", 64).unwrap().ratio, None);
         assert_eq!(run.cases(), ["cache/pair", "memory/loss_bytes"]);
         let table = run.table();
@@ -250,10 +287,15 @@ memory,loss_bytes,64,kernel,5000,0,0,0,bytes
                 "201",
                 "1.5%",
                 "0.50",
+                "2.00",
                 "ns/op"
             ]
         );
-        assert!(table.contains("memory/loss_bytes") && table.contains("n/a"));
+        let loss = table
+            .lines()
+            .find(|l| l.starts_with("memory/loss_bytes"))
+            .unwrap();
+        assert!(loss.contains(" n/a ") && loss.contains(" - "), "{loss}");
     }
 
     #[test]
@@ -267,6 +309,8 @@ memory,loss_bytes,64,kernel,5000,0,0,0,bytes
         assert!(Run::parse("x", &out_of_order).is_err());
         let duplicate = CSV.replace("cache,pair,64,kernel", "cache,pair,64,rslab");
         assert!(Run::parse("x", &duplicate).is_err());
+        let unknown = CSV.replace("64,rslab_default", "64,rslab_other");
+        assert!(Run::parse("x", &unknown).is_err());
         assert!(Run::parse("x", &CSV.replace("100.500", "nan")).is_err());
         assert!(Run::parse("x", &CSV.replace("100.500", "-1")).is_err());
         assert!(Run::parse("x", &CSV.replace(",ns/op", "")).is_err());

@@ -93,20 +93,34 @@ expected_rows() {
 				for side in rslab kernel; do
 					echo "$case,$p,$size,$side"
 				done
+				# rslab with its default sheaf capacity too.
+				case $case in cache | kmalloc) echo "$case,$p,$size,rslab_default" ;; esac
 			done
 		done
 	done
 }
 
+# rows FILE: the table's data rows (no comment lines, no column header).
+rows() { grep -v '^#' "$1" | tail -n +2; }
+
+# The settings, each size's sheaf capacities (rslab's side equal to SLUB's,
+# which bench_table checked against /sys/kernel/slab, its default apart),
+# then the column header.
 test_header() {
-	expect_lines "# rslab-bench v2 ops=$OPS reps=$REPS objects=$OBJECTS cpus=[0-9]+
-$HEADER" "$(head -n 2 "$TABLE")"
+	local size want="# rslab-bench v2 ops=$OPS reps=$REPS objects=$OBJECTS cpus=[0-9]+"
+	for size in $SIZES; do
+		want+=$'\n'"# sheaf_capacity,$size,rslab=[0-9]+,kernel=[0-9]+,rslab_default=[0-9]+"
+	done
+	expect_lines "$want
+$HEADER" "$(head -n 5 "$TABLE")" || return 1
+	grep '^# sheaf_capacity,' "$TABLE" | tr =, '  ' |
+		awk '$5 != $7 { print "rslab is not at SLUB capacity: " $0; bad = 1 } END { exit bad }'
 }
 
 test_every_row_once() {
 	local want got
 	want=$(expected_rows | sort)
-	got=$(tail -n +3 "$TABLE" | cut -d, -f1-4 | sort)
+	got=$(rows "$TABLE" | cut -d, -f1-4 | sort)
 	[ "$want" = "$got" ] || { diff <(echo "$want") <(echo "$got") | head -n 20; return 1; }
 }
 
@@ -115,7 +129,7 @@ test_every_row_once() {
 # below one round); memory rows: whole numbers, the same three times, pages
 # and objects positive, with ops the live objects.
 test_numbers_valid() {
-	tail -n +3 "$TABLE" | awk -F, -v ops=$OPS -v objects=$OBJECTS '
+	rows "$TABLE" | awk -F, -v ops=$OPS -v objects=$OBJECTS '
 	function bad(why) { print "bad row (" why "): " $0; fails++ }
 	NF != 9 { bad("fields"); next }
 	$9 == "ns/op" {
@@ -172,7 +186,7 @@ test_case_filter() {
 	local got
 	got=$(write_errno $F "ops=1000 reps=1 case=mempool")
 	[ "$got" = OK ] || { echo "case=mempool: $got"; return 1; }
-	[ "$(tail -n +3 $F | cut -d, -f1 | sort -u)" = mempool ] || { cat $F; return 1; }
+	[ "$(rows $F | cut -d, -f1 | sort -u)" = mempool ] || { cat $F; return 1; }
 }
 
 # A whole benchmark can take hours (up to 10^7 operations a run), all in

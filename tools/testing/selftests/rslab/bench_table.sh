@@ -11,7 +11,9 @@
 # struct page; objs_per_slab; loss_bytes) are made here from
 # /sys/kernel/slab/<cache>/ (slabs, order, objs_per_slab: the caches are
 # SLAB_NO_MERGE, so the directory is the cache's own). Fails, saying why,
-# if a held cache has no counters.
+# if a held cache has no counters, or if its sheaf_capacity is not the one
+# the module's "# sheaf_capacity,<size>,...,kernel=N,..." line says it gave
+# its rslab side (it mirrors SLUB's private calculate_sheaf_capacity()).
 #
 # bench_release FILE: frees those caches (the next run does too).
 
@@ -25,7 +27,7 @@ slab_counter() {
 }
 
 bench_table() {
-	local table held tag cache size n slabs order objs pages loss page
+	local table held tag cache size n slabs order objs pages loss page want got
 	table=$(cat "$1") || return 1
 	page=$(getconf PAGESIZE)
 	grep -v '^# held,' <<< "$table"
@@ -35,6 +37,10 @@ bench_table() {
 		slabs=$(slab_counter "$cache" slabs) && order=$(slab_counter "$cache" order) &&
 			objs=$(slab_counter "$cache" objs_per_slab) ||
 			{ echo "bench_table: no SLUB counters in /sys/kernel/slab/$cache" >&2; return 1; }
+		want=$(sed -n "s/^# sheaf_capacity,$size,.*kernel=\([0-9]*\).*/\1/p" <<< "$table")
+		got=$(slab_counter "$cache" sheaf_capacity) || got=none
+		[ -n "$want" ] && [ "$got" = "$want" ] ||
+			{ echo "bench_table: SLUB's $cache ($size B) has sheaf_capacity $got; the bench gave rslab ${want:-nothing}" >&2; return 1; }
 		pages=$((slabs << order))
 		loss=$(((page << order) - objs * size))
 		[ $loss -ge 0 ] || loss=0
