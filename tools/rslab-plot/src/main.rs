@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! rslab-plot: turns the CSV that `/sys/kernel/debug/rslab/bench` writes
-//! (one file per clock) into the side-by-side table, a JSON document and an
-//! SVG bar chart of the rslab ÷ kernel ratios.
+//! (one file per clock) into the side-by-side table, a JSON document and a
+//! bar chart of the rslab ÷ kernel ratios, one panel per group of cases, as
+//! SVG and PNG.
 
 mod results;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use results::Run;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Compare rslab with the kernel's allocators from `make bench` results.
 #[derive(Parser, Debug)]
@@ -26,6 +28,9 @@ struct Args {
     /// Write the first clock's ratios as an SVG bar chart to this file.
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Write the same chart as a PNG to this file.
+    #[arg(long)]
+    png: Option<PathBuf>,
 }
 
 fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
@@ -52,8 +57,8 @@ fn main() -> Result<()> {
         let text = serde_json::to_string_pretty(&runs)?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
-    if let Some(path) = &args.svg {
-        plot(&runs[0], path)?;
+    for path in [&args.svg, &args.png].into_iter().flatten() {
+        plot(&runs[0], path).with_context(|| format!("plotting {}", path.display()))?;
     }
     Ok(())
 }
@@ -65,32 +70,106 @@ const SIZES: [(u32, RGBColor); 3] = [
     (1024, RGBColor(0x2c, 0xa0, 0x2c)),
 ];
 
-/// Draws one group of bars per case, one bar per size, and a line at 1.0.
-fn plot(run: &Run, path: &PathBuf) -> Result<()> {
-    let cases = run.cases();
-    if cases.is_empty() {
+/// The groups of cases, one panel each, in the module's order.
+const GROUPS: [&str; 4] = ["cache", "kmalloc", "mempool", "memory"];
+
+/// Writes the chart to `path`: SVG, or PNG if the name ends in `.png`.
+fn plot(run: &Run, path: &Path) -> Result<()> {
+    if run.cases().is_empty() {
         bail!("no comparisons to plot");
     }
+    let size = (1600, 1000);
+    register_font()?;
+    if path.extension().is_some_and(|e| e == "png") {
+        let root = BitMapBackend::new(path, size).into_drawing_area();
+        draw(run, &root)?;
+        root.present()?;
+    } else {
+        let root = SVGBackend::new(path, size).into_drawing_area();
+        draw(run, &root)?;
+        root.present()?;
+    }
+    Ok(())
+}
+
+/// The TrueType font the chart's text is measured with (for both formats:
+/// the layout sizes its labels by it) and a PNG's text drawn with: DejaVu
+/// Sans, which `scripts/setup` installs.
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// Registers [`FONT`] as plotters' "sans-serif", once.
+fn register_font() -> Result<()> {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if DONE.get().is_some() {
+        return Ok(());
+    }
+    let bytes = std::fs::read(FONT).with_context(|| format!("reading {FONT}"))?;
+    // plotters keeps the font for the program's life.
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+        .map_err(|_| anyhow::anyhow!("{FONT} is not a font plotters can read"))?;
+    let _ = DONE.set(());
+    Ok(())
+}
+
+/// The whole chart: a title with the clock, and one panel per group.
+fn draw<DB: DrawingBackend>(run: &Run, root: &DrawingArea<DB, Shift>) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let title = format!(
+        "rslab ÷ kernel, {} clock (below 1.0: rslab ahead, except objs_per_slab)",
+        run.clock
+    );
+    let root = root.titled(&title, ("sans-serif", 24))?;
+    let groups: Vec<&str> = GROUPS
+        .into_iter()
+        .filter(|g| run.cases().iter().any(|c| group_of(c) == *g))
+        .collect();
+    let panels = root.split_evenly((groups.len().div_ceil(2), 2.min(groups.len())));
+    for (group, panel) in groups.into_iter().zip(&panels) {
+        draw_panel(run, group, panel)?;
+    }
+    Ok(())
+}
+
+/// `cache` of `cache/pair`.
+fn group_of(case: &str) -> &str {
+    case.split_once('/').map_or(case, |(g, _)| g)
+}
+
+/// One group's panel: a cluster of bars per case (one per size) named
+/// under it, and a line at 1.0.
+fn draw_panel<DB: DrawingBackend>(
+    run: &Run,
+    group: &str,
+    area: &DrawingArea<DB, Shift>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let cases: Vec<String> = run
+        .cases()
+        .into_iter()
+        .filter(|c| group_of(c) == group)
+        .collect();
     let top = run
         .comparisons
         .iter()
+        .filter(|c| group_of(&c.case) == group)
         .filter_map(|c| c.ratio)
         .fold(1.0f64, f64::max)
         * 1.15;
-    let root = SVGBackend::new(path, (1400, 640)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let title = format!(
-        "rslab ÷ kernel ({} clock; below 1.0: rslab ahead, except objs_per_slab)",
-        run.clock
-    );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
+    let mut chart = ChartBuilder::on(area)
+        .caption(group, ("sans-serif", 20))
         .margin(10)
-        .x_label_area_size(150)
+        .x_label_area_size(90)
         .y_label_area_size(50)
         .build_cartesian_2d(0f64..cases.len() as f64, 0f64..top)?;
-    // No x ticks: the mesh puts them where it likes, not under the groups
-    // (it left every case unnamed); each group's name is drawn below it.
+    // No x ticks: the mesh puts them where it likes, not under the
+    // clusters (it left every case unnamed); each case is named below its
+    // own.
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -100,9 +179,17 @@ fn plot(run: &Run, path: &PathBuf) -> Result<()> {
     let name_style = ("sans-serif", 13)
         .into_font()
         .transform(FontTransform::Rotate90);
+    // Named by pattern: the panel's title is the group. The chart gives
+    // the backend's coordinates, the panel draws in its own.
+    let (x0, y0) = area.get_base_pixel();
     for (i, case) in cases.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
-        root.draw(&Text::new(case.clone(), (x, y + 6), name_style.clone()))?;
+        let name = case.split_once('/').map_or(case.as_str(), |(_, p)| p);
+        area.draw(&Text::new(
+            name.to_string(),
+            (x - x0, y - y0 + 6),
+            name_style.clone(),
+        ))?;
     }
     for (j, (size, colour)) in SIZES.iter().enumerate() {
         let bars = cases.iter().enumerate().filter_map(|(i, case)| {
@@ -124,10 +211,10 @@ fn plot(run: &Run, path: &PathBuf) -> Result<()> {
     ))?;
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .border_style(BLACK)
         .background_style(WHITE)
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
@@ -135,37 +222,66 @@ fn plot(run: &Run, path: &PathBuf) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// Every case is named on the chart, under its group of bars.
-    #[test]
-    fn the_chart_names_every_case() {
+    /// A run with every cache case and one case of each other group.
+    fn run() -> Run {
         let mut csv = String::from(
             "# rslab-bench v2 ops=2000 reps=2 objects=5000 cpus=2\n\
              case,pattern,size,side,ops,min,median,max,unit\n",
         );
-        let cases = [
-            "pair",
-            "out256",
-            "out10000",
-            "bulk16",
-            "bulk128",
-            "remote",
-            "concurrent",
-        ];
-        for case in cases {
+        let cases = CACHE_CASES.iter().map(|p| format!("cache,{p}"));
+        let others = ["kmalloc,pair", "mempool,reserve", "memory,pages_held"];
+        for case in cases.chain(others.iter().map(|c| c.to_string())) {
             for size in [64, 256, 1024] {
-                for (side, ns) in [("rslab", 90), ("kernel", 100)] {
-                    csv += &format!("cache,{case},{size},{side},2000,{ns},{ns},{ns},ns/op\n");
+                for (side, n) in [("rslab", 90), ("kernel", 100)] {
+                    csv += &format!("{case},{size},{side},2000,{n},{n},{n},ns/op\n");
                 }
             }
         }
-        let run = Run::parse("icount", &csv).unwrap();
-        let path = std::env::temp_dir().join(format!("rslab-plot-test-{}.svg", std::process::id()));
-        plot(&run, &path).unwrap();
+        Run::parse("icount", &csv).unwrap()
+    }
+
+    const CACHE_CASES: [&str; 7] = [
+        "pair",
+        "out256",
+        "out10000",
+        "bulk16",
+        "bulk128",
+        "remote",
+        "concurrent",
+    ];
+
+    fn temp(ext: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("rslab-plot-test-{}.{ext}", std::process::id()))
+    }
+
+    /// Every case is named (by its pattern) on the chart, under its
+    /// cluster of bars, and every group has its panel, titled with its
+    /// name.
+    #[test]
+    fn the_chart_names_every_case_and_group() {
+        let path = temp("svg");
+        plot(&run(), &path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        for case in cases {
-            let name = format!("cache/{case}");
-            assert!(svg.lines().any(|l| l.trim() == name), "no label for {name}");
+        let has = |text: &str| svg.lines().any(|l| l.trim() == text);
+        for case in CACHE_CASES.iter().chain(&["reserve", "pages_held"]) {
+            assert!(has(case), "no label for {case}");
         }
+        for group in GROUPS {
+            assert!(has(group), "no panel for {group}");
+        }
+        assert!(svg.contains("icount clock"));
+    }
+
+    /// The PNG is a PNG of the chart's size.
+    #[test]
+    fn writes_a_png() {
+        let path = temp("png");
+        plot(&run(), &path).unwrap();
+        let png = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        // IHDR: width and height, big-endian, at bytes 16..24.
+        assert_eq!(&png[16..24], [0, 0, 6, 0x40, 0, 0, 3, 0xe8]);
     }
 }
