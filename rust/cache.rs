@@ -94,6 +94,19 @@ unsafe impl Send for Sheaf {}
 // SAFETY: An all-zero sheaf is empty (count 0, null pointers).
 unsafe impl pin_init::Zeroable for Sheaf {}
 
+const _: () = assert!(SHEAF_MAX.is_power_of_two());
+
+impl Sheaf {
+    /// The slot of index `i`, which is below [`SHEAF_MAX`] (a sheaf never
+    /// holds more): masked rather than bounds-checked, so that the fast
+    /// paths carry no check-and-panic branch (4 instructions a pair).
+    #[inline(always)]
+    fn slot(i: usize) -> usize {
+        debug_assert!(i < SHEAF_MAX);
+        i % SHEAF_MAX
+    }
+}
+
 /// Clears sheaf or depot slots whose pointers were just taken, on a
 /// kmemleak kernel: kmemleak scans per-CPU and node memory, and a stale
 /// pointer there would hide the leak of an object handed out since.
@@ -609,8 +622,9 @@ impl Cache {
                 sheaf.count = n;
                 shared.cached.store(n, Relaxed);
                 shared.counters.add_local(Stat::AllocFast, 1);
-                let obj = sheaf.objs[n];
-                forget(&mut sheaf.objs[n..=n]);
+                let slot = &mut sheaf.objs[Sheaf::slot(n)];
+                let obj = *slot;
+                forget(core::slice::from_mut(slot));
                 NonNull::new(obj)
             })
         };
@@ -862,8 +876,9 @@ impl Cache {
                 if sheaf.count == self.capacity {
                     self.flush(sheaf, shared, self.capacity / 2, true);
                 }
-                sheaf.objs[sheaf.count] = obj.as_ptr();
-                sheaf.count += 1;
+                let slot = Sheaf::slot(sheaf.count);
+                sheaf.objs[slot] = obj.as_ptr();
+                sheaf.count = slot + 1;
                 shared.cached.store(sheaf.count, Relaxed);
                 shared.counters.add_local(Stat::FreeFast, 1);
                 true

@@ -172,15 +172,18 @@ void rslab_pcpu_free(void __percpu *p)
 }
 
 /*
- * Locks this CPU's part of @p and returns its Rust data. Until the matching
- * rslab_pcpu_unlock() the caller stays on this CPU with interrupts off.
+ * Locks this CPU's part of @p and returns its Rust data with the saved
+ * interrupt flags, by value (two registers: no store and reload through
+ * memory on the fast paths). Until the matching rslab_pcpu_unlock() the
+ * caller stays on this CPU with interrupts off.
  */
-void *rslab_pcpu_lock(void __percpu *p, unsigned long *flags)
+struct rslab_pcpu_locked rslab_pcpu_lock(void __percpu *p)
 {
 	struct rslab_pcpu __percpu *pcpu = p;
+	unsigned long flags;
 
-	local_lock_irqsave(&pcpu->lock, *flags);
-	return this_cpu_ptr(pcpu)->data;
+	local_lock_irqsave(&pcpu->lock, flags);
+	return (struct rslab_pcpu_locked){ .data = this_cpu_ptr(pcpu)->data, .flags = flags };
 }
 
 void rslab_pcpu_unlock(void __percpu *p, unsigned long flags)

@@ -31,7 +31,13 @@ void rslab_report_stack(void);
 void rslab_report_taint(void);
 void __percpu *rslab_pcpu_alloc(size_t size);
 void rslab_pcpu_free(void __percpu *p);
-void *rslab_pcpu_lock(void __percpu *p, unsigned long *flags);
+/* What rslab_pcpu_lock() returns: sys.rs's PcpuLocked. */
+struct rslab_pcpu_locked {
+	void *data;
+	unsigned long flags;
+};
+
+struct rslab_pcpu_locked rslab_pcpu_lock(void __percpu *p);
 void rslab_pcpu_unlock(void __percpu *p, unsigned long flags);
 void *rslab_pcpu_ptr(void __percpu *p, unsigned int cpu);
 bool rslab_cpu_possible(unsigned int cpu);

@@ -21,6 +21,14 @@ pub(crate) struct DfsOps {
     pub(crate) store: Option<unsafe extern "C" fn(*const DfsOps, *const c_void, usize) -> isize>,
 }
 
+/// What `rslab_pcpu_lock()` returns (`struct rslab_pcpu_locked`): this
+/// CPU's data and the interrupt flags its unlock restores.
+#[repr(C)]
+pub(crate) struct PcpuLocked {
+    pub(crate) data: *mut c_void,
+    pub(crate) flags: usize,
+}
+
 // A `struct dentry` is opaque here (`*mut c_void`): rslab never looks inside.
 extern "C" {
     pub(crate) fn rslab_dfs_file(
@@ -45,7 +53,7 @@ extern "C" {
     fn rslab_report_taint();
     pub(crate) fn rslab_pcpu_alloc(size: usize) -> *mut c_void;
     pub(crate) fn rslab_pcpu_free(p: *mut c_void);
-    pub(crate) fn rslab_pcpu_lock(p: *mut c_void, flags: *mut usize) -> *mut c_void;
+    pub(crate) fn rslab_pcpu_lock(p: *mut c_void) -> PcpuLocked;
     pub(crate) fn rslab_pcpu_unlock(p: *mut c_void, flags: usize);
     pub(crate) fn rslab_pcpu_ptr(p: *mut c_void, cpu: u32) -> *mut c_void;
     fn rslab_cpu_possible(cpu: u32) -> bool;

@@ -71,10 +71,9 @@ impl<L, S> PerCpu<L, S> {
     /// recursive locking) and deadlock on PREEMPT_RT.
     #[inline(always)]
     pub(crate) unsafe fn with<R>(&self, f: impl FnOnce(&mut L, &S) -> R) -> R {
-        let mut flags = 0;
-        // SAFETY: `ptr` is valid by the type invariant; `flags` receives the
-        // saved interrupt state for the matching unlock below.
-        let data = unsafe { sys::rslab_pcpu_lock(self.ptr.as_ptr(), &mut flags) };
+        // SAFETY: `ptr` is valid by the type invariant; `flags` is the saved
+        // interrupt state, for the matching unlock below.
+        let sys::PcpuLocked { data, flags } = unsafe { sys::rslab_pcpu_lock(self.ptr.as_ptr()) };
         // SAFETY: This CPU's slot is valid and was zero-initialised (valid,
         // as both parts are `Zeroable`).
         let slot = unsafe { &*data.cast::<Slot<L, S>>() };

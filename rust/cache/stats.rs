@@ -56,9 +56,12 @@ unsafe impl pin_init::Zeroable for Counters {}
 impl Counters {
     /// Counts `n` events from the one context that owns these counters
     /// (a CPU under its local lock): no atomic read-modify-write needed.
+    /// Wrapping, as the kernel's event counters do (and as `fetch_add`
+    /// does): a fast path's count needs no overflow branch.
+    #[inline(always)]
     pub(crate) fn add_local(&self, stat: Stat, n: u64) {
         let c = &self.0[stat as usize];
-        c.store(c.load(Relaxed) + n, Relaxed);
+        c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
     }
 
     /// Counts `n` events from any context.
