@@ -279,25 +279,28 @@ impl Runner<'_> {
     }
 
     /// Measures `pattern` on each of `sides` (named), interleaved (see
-    /// [`loops::measure`]), and writes a row for each.
+    /// [`loops::measure`]), and writes a row for each. Returns the
+    /// operations measured per side, warm-up included (0 if none: one
+    /// online CPU and a remote pattern).
     fn compare<const N: usize>(
         &mut self,
         g: Group,
         pattern: Pattern,
         size: usize,
         sides: [(&str, SideRun<'_>); N],
-    ) -> Result {
+    ) -> Result<u64> {
         let names = sides.each_ref().map(|(name, _)| *name);
         let runs = sides.map(|(_, run)| run);
         match loops::measure(self.p.reps, &mut self.buf[..], runs) {
             Ok(samples) => {
+                let ops = samples[0].ops * (self.p.reps.clamp(1, loops::MAX_REPS) as u64 + 1);
                 for (name, s) in names.into_iter().zip(samples) {
                     self.time_row(g.name(), pattern, size, name, s)?;
                 }
-                Ok(())
+                Ok(ops)
             }
             // One online CPU: no remote free to measure.
-            Err(e) if e == ENODEV => Ok(()),
+            Err(e) if e == ENODEV => Ok(0),
             Err(e) => Err(e),
         }
     }
@@ -316,7 +319,9 @@ impl Runner<'_> {
                 let rslab = RslabCache::new(&name, size)?;
                 let kernel = KernelCache::new(&name, size)?;
                 let default = RslabCache::with_default_capacity(&name, size)?;
-                self.compare(
+                let locks = |c: &RslabCache| c.0.stats().node_locks;
+                let before = [locks(&rslab), locks(&default)];
+                let measured = self.compare(
                     g,
                     pattern,
                     size,
@@ -326,7 +331,43 @@ impl Runner<'_> {
                         ("rslab_default", &mut runs(&default, pattern, ops)),
                     ],
                 )?;
+                let after = [locks(&rslab), locks(&default)];
+                self.node_locks(g, pattern, size, before, after, measured)?;
             }
+        }
+        Ok(())
+    }
+
+    /// A `# node_locks,<case>,<pattern>,<size>,<side>,<per op>` line for
+    /// each rslab side: how often it took a node's lock per operation,
+    /// from `before` and `after` a measurement of `ops` operations a side.
+    fn node_locks(
+        &mut self,
+        g: Group,
+        pattern: Pattern,
+        size: usize,
+        before: [u64; 2],
+        after: [u64; 2],
+        ops: u64,
+    ) -> Result {
+        if ops == 0 {
+            return Ok(());
+        }
+        for (side, (b, a)) in ["rslab", "rslab_default"]
+            .into_iter()
+            .zip(before.into_iter().zip(after))
+        {
+            // Per operation, with four decimals.
+            let per_op = a.wrapping_sub(b).saturating_mul(10_000) / ops;
+            writeln!(
+                self.csv,
+                "# node_locks,{},{},{size},{side},{}.{:04}",
+                g.name(),
+                pattern.name(),
+                per_op / 10_000,
+                per_op % 10_000
+            )
+            .map_err(|_| ENOMEM)?;
         }
         Ok(())
     }
@@ -339,7 +380,9 @@ impl Runner<'_> {
             for size in SIZES {
                 let rslab = RslabKmalloc(self.kmalloc.clone(), size);
                 let default = RslabKmalloc(self.kmalloc_default.clone(), size);
-                self.compare(
+                let locks = |k: &RslabKmalloc| k.0.node_locks();
+                let before = [locks(&rslab), locks(&default)];
+                let measured = self.compare(
                     g,
                     pattern,
                     size,
@@ -349,6 +392,8 @@ impl Runner<'_> {
                         ("rslab_default", &mut runs(&default, pattern, ops)),
                     ],
                 )?;
+                let after = [locks(&rslab), locks(&default)];
+                self.node_locks(g, pattern, size, before, after, measured)?;
             }
         }
         Ok(())

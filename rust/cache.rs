@@ -588,7 +588,7 @@ impl Cache {
             // `nid` (`__GFP_THISNODE`), but its own word is what counts.
             unsafe {
                 let nid = slab.as_ref().node();
-                self.node(nid).lists.lock().add(slab);
+                self.node(nid).lock().add(slab);
             }
         }
     }
@@ -660,7 +660,7 @@ impl Cache {
             // SAFETY: A new slab is live, on no list, and ours.
             let nid = unsafe { slab.as_ref() }.node();
             // SAFETY: As above; the slab belongs to node `nid`.
-            unsafe { self.node(nid).lists.lock().add(slab) };
+            unsafe { self.node(nid).lock().add(slab) };
         }
     }
 
@@ -697,7 +697,7 @@ impl Cache {
     fn take_from_node(&self, nid: i32, out: &mut [*mut u8]) -> usize {
         let p = self.params();
         let want = out.len();
-        let mut lists = self.node(nid).lists.lock();
+        let mut lists = self.node(nid).lock();
         // Parked objects first: no slab to touch.
         let mut taken = lists.depot_take(out);
         while taken < want {
@@ -902,7 +902,7 @@ impl Cache {
         let remote = sheaf.remote.min(n);
         let parked = if park {
             let nid = sys::numa_mem_id();
-            let depot = &mut self.node(nid).lists.lock();
+            let depot = &mut self.node(nid).lock();
             depot.depot_put(&sheaf.objs[remote..n], self.depot_capacity)
         } else {
             0
@@ -978,7 +978,7 @@ impl Cache {
                 _ => {
                     // The previous node's lock goes before the next is taken.
                     held = None;
-                    &mut held.insert((nid, self.node(nid).lists.lock())).1
+                    &mut held.insert((nid, self.node(nid).lock())).1
                 }
             };
             if checks {
@@ -1111,7 +1111,7 @@ impl Cache {
         self.drain_quarantine(&mut freed);
         self.drain_depots(&mut freed);
         for node in self.nodes.iter() {
-            node.lists.lock().take_empty(0, freed.list());
+            node.lock().take_empty(0, freed.list());
         }
         let n = freed.free();
         self.events.add(Stat::SlabFreed, n as u64);
@@ -1145,7 +1145,7 @@ impl Cache {
         let mut freed = Detached::new();
         let parked = self.drain_quarantine(&mut freed) + self.drain_depots(&mut freed);
         for node in self.nodes.iter() {
-            node.lists.lock().take_empty(0, freed.list());
+            node.lock().take_empty(0, freed.list());
         }
         let slabs = freed.free();
         self.events.add(Stat::SlabFreed, slabs as u64);
@@ -1178,7 +1178,7 @@ impl Cache {
         let mut drained = 0;
         for node in self.nodes.iter() {
             loop {
-                let n = node.lists.lock().depot_take(&mut batch);
+                let n = node.lock().depot_take(&mut batch);
                 if n == 0 {
                     break;
                 }
@@ -1232,6 +1232,7 @@ impl Cache {
             st.num_slabs += partial + full + empty;
             st.num_objs += lists.total_objects;
             st.pages += lists.pages;
+            st.node_locks += lists.locked;
             st.cached_objs += lists.depot_len();
             st.depot_objs += lists.depot_len();
             inuse += lists.inuse();
@@ -1286,7 +1287,7 @@ impl Cache {
         let mut all = Detached::new();
         let mut leaked = 0;
         for node in self.nodes.iter() {
-            leaked += node.lists.lock().take_all(all.list());
+            leaked += node.lock().take_all(all.list());
         }
         if leaked > 0 {
             let what = fmt!("{leaked} objects still allocated at destroy");

@@ -213,6 +213,13 @@ impl Kmalloc {
         Ok(addr)
     }
 
+    /// How many times the class caches took a node's lock, together
+    /// ([`crate::cache::stats::CacheStats::node_locks`]), for the bench.
+    #[cfg(rslab_bench)]
+    pub(crate) fn node_locks(&self) -> u64 {
+        self.caches.iter().map(|c| c.stats().node_locks).sum()
+    }
+
     /// The class cache whose pages carry `tag` (see [`sys::page_tag`]);
     /// `None` for anything else.
     fn cache_of(&self, tag: usize) -> Option<&Arc<Cache>> {

@@ -111,6 +111,9 @@ pub struct CacheStats {
     pub quarantined_objs: usize,
     /// The event counters, indexed by [`Stat`].
     pub events: [u64; NR_STATS],
+    /// How many times the allocator took a node's lock (all nodes): the
+    /// cost of going past the per-CPU sheaves.
+    pub node_locks: u64,
 }
 
 impl CacheStats {

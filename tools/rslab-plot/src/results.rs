@@ -72,6 +72,38 @@ pub struct Run {
     pub sheaf_capacity: Vec<String>,
     /// Every comparison, in the module's order.
     pub comparisons: Vec<Comparison>,
+    /// How often each rslab side took a node's lock per operation: the
+    /// module's `# node_locks,<case>,<pattern>,<size>,<side>,<per op>`
+    /// lines, in its order.
+    pub node_locks: Vec<NodeLocks>,
+}
+
+/// One `# node_locks` line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeLocks {
+    /// `group/pattern`.
+    pub case: String,
+    /// The object size in bytes.
+    pub size: u32,
+    /// `rslab` or `rslab_default`.
+    pub side: String,
+    /// Node-lock acquisitions per operation.
+    pub per_op: f64,
+}
+
+impl NodeLocks {
+    fn parse(rest: &str) -> Result<Self> {
+        let f: Vec<&str> = rest.split(',').collect();
+        let [case, pattern, size, side, per_op] = f[..] else {
+            bail!("expected 5 fields after '# node_locks,', got {}", f.len());
+        };
+        Ok(Self {
+            case: format!("{case}/{pattern}"),
+            size: size.parse()?,
+            side: side.to_string(),
+            per_op: per_op.parse()?,
+        })
+    }
 }
 
 type Key = (String, u32);
@@ -98,7 +130,12 @@ impl Run {
         }
         let mut order: Vec<Key> = Vec::new();
         let mut sides: BTreeMap<Key, (String, [Option<Numbers>; 3])> = BTreeMap::new();
+        let mut node_locks = Vec::new();
         for (n, line) in lines.enumerate() {
+            if let Some(rest) = line.strip_prefix("# node_locks,") {
+                node_locks.push(NodeLocks::parse(rest).with_context(|| format!("'{line}'"))?);
+                continue;
+            }
             let (key, unit, side, numbers) =
                 parse_row(line).with_context(|| format!("row {}: '{line}'", n + 1))?;
             let entry = sides.entry(key.clone()).or_insert_with(|| {
@@ -147,6 +184,7 @@ impl Run {
             settings: settings.trim_start_matches("# ").to_string(),
             sheaf_capacity,
             comparisons,
+            node_locks,
         })
     }
 
@@ -203,6 +241,25 @@ impl Run {
                 c.unit
             );
         }
+        if !self.node_locks.is_empty() {
+            let _ = writeln!(
+                out,
+                "node-lock acquisitions per operation:\n{:<22} {:>5} {:>14} {:>14}",
+                "case", "size", "rslab", "rslab_default"
+            );
+            for l in self.node_locks.iter().filter(|l| l.side == "rslab") {
+                let default = self
+                    .node_locks
+                    .iter()
+                    .find(|d| d.side == "rslab_default" && d.case == l.case && d.size == l.size)
+                    .map_or("-".to_string(), |d| format!("{:.4}", d.per_op));
+                let _ = writeln!(
+                    out,
+                    "{:<22} {:>5} {:>14.4} {:>14}",
+                    l.case, l.size, l.per_op, default
+                );
+            }
+        }
         out
     }
 }
@@ -252,6 +309,8 @@ case,pattern,size,side,ops,min,median,max,unit
 cache,pair,64,rslab,2000,100.500,101.000,110.550,ns/op
 cache,pair,64,kernel,2000,201.000,202.000,204.000,ns/op
 cache,pair,64,rslab_default,2000,402.000,402.000,402.000,ns/op
+# node_locks,cache,pair,64,rslab,0.0125
+# node_locks,cache,pair,64,rslab_default,0.0100
 memory,loss_bytes,64,rslab,5000,0,0,0,bytes
 memory,loss_bytes,64,kernel,5000,0,0,0,bytes
 ";
@@ -271,6 +330,11 @@ memory,loss_bytes,64,kernel,5000,0,0,0,bytes
         assert_eq!(
             run.sheaf_capacity,
             ["64,rslab=60,kernel=60,rslab_default=64"]
+        );
+        assert_eq!(run.node_locks.len(), 2);
+        assert_eq!(
+            (run.node_locks[0].case.as_str(), run.node_locks[0].per_op),
+            ("cache/pair", 0.0125)
         );
         assert_eq!(run.find("memory/loss_bytes", 64).unwrap().ratio, None);
         assert_eq!(run.cases(), ["cache/pair", "memory/loss_bytes"]);
@@ -296,6 +360,13 @@ memory,loss_bytes,64,kernel,5000,0,0,0,bytes
             .find(|l| l.starts_with("memory/loss_bytes"))
             .unwrap();
         assert!(loss.contains(" n/a ") && loss.contains(" - "), "{loss}");
+        let locks = table
+            .lines()
+            .skip_while(|l| !l.starts_with("node-lock"))
+            .nth(2)
+            .unwrap();
+        let cols: Vec<&str> = locks.split_whitespace().collect();
+        assert_eq!(cols, ["cache/pair", "64", "0.0125", "0.0100"]);
     }
 
     #[test]
@@ -309,7 +380,9 @@ memory,loss_bytes,64,kernel,5000,0,0,0,bytes
         assert!(Run::parse("x", &out_of_order).is_err());
         let duplicate = CSV.replace("cache,pair,64,kernel", "cache,pair,64,rslab");
         assert!(Run::parse("x", &duplicate).is_err());
-        let unknown = CSV.replace("64,rslab_default", "64,rslab_other");
+        let bad_locks = CSV.replace("pair,64,rslab,0.0125", "pair,64,rslab");
+        assert!(Run::parse("x", &bad_locks).is_err());
+        let unknown = CSV.replace("64,rslab_default,2000", "64,rslab_other,2000");
         assert!(Run::parse("x", &unknown).is_err());
         assert!(Run::parse("x", &CSV.replace("100.500", "nan")).is_err());
         assert!(Run::parse("x", &CSV.replace("100.500", "-1")).is_err());

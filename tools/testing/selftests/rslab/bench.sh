@@ -117,11 +117,18 @@ $HEADER" "$(head -n 5 "$TABLE")" || return 1
 		awk '$5 != $7 { print "rslab is not at SLUB capacity: " $0; bad = 1 } END { exit bad }'
 }
 
+# ... and a "# node_locks,<case>,<pattern>,<size>,<side>,<per op>" line
+# for each rslab side of the cache and kmalloc groups, a decimal with four
+# places.
 test_every_row_once() {
 	local want got
 	want=$(expected_rows | sort)
 	got=$(rows "$TABLE" | cut -d, -f1-4 | sort)
 	[ "$want" = "$got" ] || { diff <(echo "$want") <(echo "$got") | head -n 20; return 1; }
+	want=$(expected_rows | grep -E '^(cache|kmalloc),.*,rslab(_default)?$' | sort)
+	got=$(grep '^# node_locks,' "$TABLE" | cut -d, -f2-5 | sort)
+	[ "$want" = "$got" ] || { echo "node_locks lines:"; diff <(echo "$want") <(echo "$got") | head -n 20; return 1; }
+	! grep '^# node_locks,' "$TABLE" | grep -vE ',[0-9]+\.[0-9]{4}$' || { echo "bad node_locks value"; return 1; }
 }
 
 # Times: positive decimals in ns/op, min <= median <= max, with ops at
