@@ -12,6 +12,8 @@
 //! allocator down with large allocations live reports them and leaves their
 //! pages allocated: memory still in use is never given back.
 
+mod tag_index;
+
 use crate::cache::debug;
 use crate::cache::fault::FaultInject;
 use crate::cache::flags::CacheFlags;
@@ -25,6 +27,7 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use kernel::alloc::Flags;
 use kernel::prelude::*;
 use kernel::sync::Arc;
+use tag_index::TagIndex;
 
 /// The kmalloc size classes, as SLUB's `kmalloc-<size>` caches.
 pub const SIZE_CLASSES: [usize; 13] = [
@@ -59,9 +62,10 @@ pub struct Kmalloc {
     caches: KVec<Arc<Cache>>,
     large_pages: AtomicUsize,
     large_fault: FaultInject,
-    /// The tag of each class cache's pages, in class order: a free finds its
-    /// class with one load per class.
+    /// The tag of each class cache's pages, in class order.
     tags: [usize; SIZE_CLASSES.len()],
+    /// The class of each tag in one probe (`None`: search `tags`).
+    index: Option<TagIndex>,
     /// The tag of large allocations' pages (random, odd: never 0).
     large_tag: usize,
 }
@@ -115,6 +119,7 @@ impl Kmalloc {
             Err(e) => (Err(e), [0; SIZE_CLASSES.len()]),
         };
         try_pin_init!(Self {
+            index: TagIndex::new(&tags),
             tags,
             caches: caches?,
             large_pages: AtomicUsize::new(0),
@@ -221,9 +226,13 @@ impl Kmalloc {
     }
 
     /// The class cache whose pages carry `tag` (see [`sys::page_tag`]);
-    /// `None` for anything else.
+    /// `None` for anything else. One probe of the index and one compare.
+    #[inline(always)]
     fn cache_of(&self, tag: usize) -> Option<&Arc<Cache>> {
-        let class = self.tags.iter().position(|&t| t == tag)?;
+        let class = match &self.index {
+            Some(index) => index.class(tag)?,
+            None => self.tags.iter().position(|&t| t == tag)?,
+        };
         self.caches.get(class)
     }
 
@@ -368,6 +377,25 @@ mod tests {
         }
         crate::cache::tests::cache_tests::free_page(page);
         Ok(())
+    }
+
+    /// The tag index finds each class of random tags by its tag, and no
+    /// class for the other values of a window; colliding tags get none.
+    #[test]
+    fn the_tag_index_finds_every_class_in_one_probe() {
+        use crate::kmalloc::tag_index::TagIndex;
+        let mut tags = [0usize; SIZE_CLASSES.len()];
+        for t in tags.iter_mut() {
+            *t = crate::sys::random_u64() as usize | 1;
+        }
+        let index = TagIndex::new(&tags).unwrap();
+        for (class, &tag) in tags.iter().enumerate() {
+            assert_eq!(index.class(tag), Some(class));
+            // Another value of the same window, and 0 (no tag), are none.
+            assert_eq!(index.class(tag ^ 1 << 63), None);
+        }
+        assert_eq!(index.class(0), None);
+        assert!(TagIndex::new(&[5, 5]).is_none());
     }
 
     #[test]
