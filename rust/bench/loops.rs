@@ -12,7 +12,6 @@
 //! runs in a kthread bound to the first online CPU ([`run_bound`]).
 
 use crate::bench::helpers;
-use crate::sys;
 use core::ffi::c_void;
 use core::num::NonZeroU64;
 use core::ptr::NonNull;
@@ -83,10 +82,11 @@ pub(crate) struct Sample {
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Between two runs: a benchmark whose task was killed ends at the next
-/// run (`EINTR`), and the CPU is given up if need be. (A whole benchmark is
-/// up to about 10^10 operations; one run at most `ops`, 10^7.)
+/// run (`EINTR`: [`run_bound`]'s caller sets [`STOP`]; the kthread itself
+/// never has a signal), and the CPU is given up if need be. (A whole
+/// benchmark is up to about 10^10 operations; one run at most `ops`, 10^7.)
 fn between_runs() -> Result {
-    if STOP.load(Relaxed) || sys::fatal_signal_pending() {
+    if STOP.load(Relaxed) {
         return Err(EINTR);
     }
     helpers::cond_resched();
