@@ -399,39 +399,32 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// The mempool group: each pool's backend path, then its reserve path.
     fn mempool_cases(&mut self) -> Result {
         let (g, ops) = (Group::Mempool, self.p.ops);
         for size in SIZES {
-            let p = Pattern::PoolBackend;
-            let name = Self::name(g, p.name(), size)?;
-            let (rslab, kernel) = (
-                RslabPool::backend(&name, size)?,
-                KernelPool::backend(&name, size)?,
-            );
-            self.compare(
-                g,
-                p,
-                size,
-                [
-                    ("rslab", &mut runs(&rslab, p, ops)),
-                    ("kernel", &mut runs(&kernel, p, ops)),
-                ],
-            )?;
-            let p = Pattern::PoolReserve;
-            let name = Self::name(g, p.name(), size)?;
-            let (rslab, kernel) = (
-                RslabPool::reserve(&name)?,
-                KernelPool::reserve(&name, size)?,
-            );
-            self.compare(
-                g,
-                p,
-                size,
-                [
-                    ("rslab", &mut runs(&rslab, p, ops)),
-                    ("kernel", &mut runs(&kernel, p, ops)),
-                ],
-            )?;
+            for p in [Pattern::PoolBackend, Pattern::PoolReserve] {
+                let name = Self::name(g, p.name(), size)?;
+                let (rslab, kernel) = match p {
+                    Pattern::PoolReserve => (
+                        RslabPool::reserve(&name)?,
+                        KernelPool::reserve(&name, size)?,
+                    ),
+                    _ => (
+                        RslabPool::backend(&name, size)?,
+                        KernelPool::backend(&name, size)?,
+                    ),
+                };
+                self.compare(
+                    g,
+                    p,
+                    size,
+                    [
+                        ("rslab", &mut runs(&rslab, p, ops)),
+                        ("kernel", &mut runs(&kernel, p, ops)),
+                    ],
+                )?;
+            }
         }
         Ok(())
     }
