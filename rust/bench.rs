@@ -8,7 +8,7 @@
 //! `smoke` (a quick one), and/or `key=value` settings: `ops` (operations
 //! per measurement), `reps` (timed repetitions), `objects` (live objects
 //! for the memory rows) and `case` (only one group: `cache`, `kmalloc`,
-//! `mempool` or `memory`). `release` frees the kernel caches that the last
+//! `mempool`, `memory` or `latency`). `release` frees the kernel caches that the last
 //! run's memory rows hold for user space (a run does too). Anything else
 //! is `EINVAL`; a second writer while one runs gets `EBUSY`. See
 //! `Documentation/rslab-bench.rst`.
@@ -23,6 +23,7 @@ use crate::bench::memory::Held;
 use crate::bench::sides::{
     KernelCache, KernelKmalloc, KernelPool, RslabCache, RslabKmalloc, RslabPool,
 };
+use crate::cache::latency::{bucket_floor, COLUMN_NAMES};
 use crate::cache::Cache;
 use crate::debugfs::file::{Dir, File};
 use crate::kmalloc::Kmalloc;
@@ -116,10 +117,19 @@ pub(crate) enum Group {
     Mempool,
     /// Pages held, objects per slab and loss.
     Memory,
+    /// What rslab's latency histograms cost, off and on, and what they
+    /// show.
+    Latency,
 }
 
 impl Group {
-    const ALL: [Self; 4] = [Self::Cache, Self::Kmalloc, Self::Mempool, Self::Memory];
+    const ALL: [Self; 5] = [
+        Self::Cache,
+        Self::Kmalloc,
+        Self::Mempool,
+        Self::Memory,
+        Self::Latency,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -127,6 +137,7 @@ impl Group {
             Self::Kmalloc => "kmalloc",
             Self::Mempool => "mempool",
             Self::Memory => "memory",
+            Self::Latency => "latency",
         }
     }
 
@@ -429,6 +440,58 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// The latency group: the pair on one rslab cache (SLUB's capacity)
+    /// with no cache's histograms on (`off`), with another cache's on
+    /// (`key_on`: the static key patched, so this cache's flag is tested),
+    /// and with its own on (`on`). Each is a
+    /// `# latency_cost,<size>,<side>,<ops>,<min>,<median>,<max>` line (ns
+    /// per pair); then `# latency_hist,<size>,<column>,<ns>,<count>` lines
+    /// give every non-empty bucket that the `on` runs filled. (`off` is
+    /// what it says only while no other cache has its histograms on.)
+    fn latency_cases(&mut self) -> Result {
+        let ops = self.p.ops;
+        for size in SIZES {
+            let cache = RslabCache::new(&Self::name(Group::Latency, "pair", size)?, size)?;
+            let other = RslabCache::new(&Self::name(Group::Latency, "other", size)?, size)?;
+            // Each switch patches the kernel text: outside the timed loop.
+            let with_on = |on: &RslabCache, buf: &mut [*mut u8]| {
+                on.0.latency().set(true);
+                let run = run_pattern(&cache, Pattern::Pair, ops, buf);
+                on.0.latency().set(false);
+                run
+            };
+            let samples = loops::measure(
+                self.p.reps,
+                &mut self.buf[..],
+                [
+                    &mut runs(&cache, Pattern::Pair, ops),
+                    &mut |buf| with_on(&other, buf),
+                    &mut |buf| with_on(&cache, buf),
+                ],
+            )?;
+            for (side, s) in ["off", "key_on", "on"].into_iter().zip(samples) {
+                writeln!(
+                    self.csv,
+                    "# latency_cost,{size},{side},{},{},{},{}",
+                    s.ops,
+                    Ns(s.min_ps),
+                    Ns(s.median_ps),
+                    Ns(s.max_ps)
+                )
+                .map_err(|_| ENOMEM)?;
+            }
+            let h = cache.0.latency().snapshot();
+            for (name, column) in COLUMN_NAMES.iter().zip(&h.0) {
+                for (i, n) in column.iter().enumerate().filter(|(_, n)| **n != 0) {
+                    let ns = bucket_floor(i);
+                    writeln!(self.csv, "# latency_hist,{size},{name},{ns},{n}")
+                        .map_err(|_| ENOMEM)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn run(&mut self) -> Result {
         let cpus = helpers::online_cpus();
         let p = self.p;
@@ -462,6 +525,9 @@ impl Runner<'_> {
             for size in SIZES {
                 self.memory_rows(size)?;
             }
+        }
+        if wants(Group::Latency) {
+            self.latency_cases()?;
         }
         Ok(())
     }

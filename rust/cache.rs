@@ -32,6 +32,7 @@ mod irq_tests;
 pub(crate) mod kasan;
 #[cfg(rslab_kunit)]
 mod kasan_tests;
+pub mod latency;
 pub mod layout;
 pub(crate) mod node;
 pub(crate) mod percpu;
@@ -45,6 +46,7 @@ pub(crate) mod tests;
 use crate::cache::fault::FaultInject;
 use crate::cache::flags::{CacheFlag, CacheFlags};
 use crate::cache::hotplug::Instance;
+use crate::cache::latency::{Latency, Op, Path};
 use crate::cache::layout::Layout;
 use crate::cache::node::{Detached, Node};
 use crate::cache::percpu::PerCpu;
@@ -253,6 +255,7 @@ pub struct Cache {
     quarantine: Pin<KBox<Quarantine>>,
     events: Counters,
     fault: FaultInject,
+    latency: Latency,
     cpuhp: Instance,
     shrinker: Shrinker,
 }
@@ -349,6 +352,7 @@ impl Cache {
             cpus: PerCpu::new()?,
             events: Counters::default(),
             fault: FaultInject::default(),
+            latency: Latency::default(),
             cpuhp: Instance::new(),
             shrinker: Shrinker::new(),
         };
@@ -474,6 +478,11 @@ impl Cache {
         &self.fault
     }
 
+    /// The latency histograms of this cache's allocations and frees.
+    pub fn latency(&self) -> &Latency {
+        &self.latency
+    }
+
     /// The identity of this cache that its slabs carry.
     pub(crate) fn owner_id(&self) -> usize {
         core::ptr::from_ref(self) as usize
@@ -514,8 +523,8 @@ impl Cache {
         // The raw flags are only worked out on the slow path.
         // (Worked out after the sheaf, from `gfp`, which is kept anyway:
         // one register less across the local lock.)
-        let zero = || gfp.contains(__GFP_ZERO) | self.init_alloc;
-        self.alloc_inner(zero, || sys::gfp_bits(gfp))
+        let zero = move || gfp.contains(__GFP_ZERO) | self.init_alloc;
+        self.alloc_inner(zero, move || sys::gfp_bits(gfp))
     }
 
     /// [`Cache::alloc`] with raw `gfp_t` flags, for callers (the mempool)
@@ -526,8 +535,8 @@ impl Cache {
             return self.alloc_node_raw(gfp, sys::NUMA_NO_NODE);
         }
         sys::might_alloc(|| gfp);
-        let zero = || (gfp & bindings::__GFP_ZERO != 0) | self.init_alloc;
-        self.alloc_inner(zero, || gfp)
+        let zero = move || (gfp & bindings::__GFP_ZERO != 0) | self.init_alloc;
+        self.alloc_inner(zero, move || gfp)
     }
 
     /// Allocates an object of node `nid`, as `kmem_cache_alloc_node()`.
@@ -549,6 +558,22 @@ impl Cache {
         if nid == sys::NUMA_NO_NODE && !strict {
             return self.alloc_raw(gfp);
         }
+        // Never from the sheaf: the slow path.
+        let alloc = || (self.alloc_node_inner(gfp, nid, strict), Path::Slow);
+        if latency::armed() {
+            return self.latency.time(Op::Alloc, alloc);
+        }
+        alloc().0
+    }
+
+    /// [`Cache::alloc_node_raw`] for a node (`NUMA_NO_NODE` with `strict`:
+    /// the local one).
+    fn alloc_node_inner(
+        &self,
+        gfp: bindings::gfp_t,
+        nid: i32,
+        strict: bool,
+    ) -> Result<NonNull<u8>> {
         let nid = if nid == sys::NUMA_NO_NODE {
             sys::numa_mem_id()
         } else {
@@ -614,6 +639,42 @@ impl Cache {
         zero: impl FnOnce() -> bool,
         gfp: impl Fn() -> bindings::gfp_t,
     ) -> Result<NonNull<u8>> {
+        if latency::armed() {
+            core::hint::cold_path();
+            return self.alloc_timed(zero, gfp);
+        }
+        self.alloc_path(zero, gfp).map(|(obj, _)| obj)
+    }
+
+    /// [`Cache::alloc_inner`] once some cache's latency histograms are on.
+    /// Out of line, with its arguments by value, so that the fast path
+    /// keeps only the static key's no-op: a closure built there for the
+    /// timed branch made it spill its arguments to the stack first.
+    #[cold]
+    #[inline(never)]
+    fn alloc_timed(
+        &self,
+        zero: impl FnOnce() -> bool,
+        gfp: impl Fn() -> bindings::gfp_t,
+    ) -> Result<NonNull<u8>> {
+        self.latency.time(Op::Alloc, || {
+            let r = self.alloc_path(zero, gfp);
+            // A failure went past the sheaf: the slow path.
+            let path = r.as_ref().map_or(Path::Slow, |&(_, path)| path);
+            (r.map(|(obj, _)| obj), path)
+        })
+    }
+
+    /// An allocation, and the path it took. (A `Result` of both rather
+    /// than a pair: with the `?` below, the untimed path compiles as it
+    /// did before there was a path to report; a pair cost it 2
+    /// instructions.)
+    #[inline(always)]
+    fn alloc_path(
+        &self,
+        zero: impl FnOnce() -> bool,
+        gfp: impl Fn() -> bindings::gfp_t,
+    ) -> Result<(NonNull<u8>, Path)> {
         // SAFETY: The closure touches only the sheaf, the counters and the
         // object's bytes; it does not enter `cpus` again.
         let fast = unsafe {
@@ -628,15 +689,15 @@ impl Cache {
                 NonNull::new(obj)
             })
         };
-        let obj = match fast {
-            Some(obj) => obj,
-            None => self.alloc_slow(gfp())?,
+        let (obj, path) = match fast {
+            Some(obj) => (obj, Path::Fast),
+            None => (self.alloc_slow(gfp())?, Path::Slow),
         };
         self.hand_out(obj, gfp);
         if zero() {
             self.zero(obj);
         }
-        Ok(obj)
+        Ok((obj, path))
     }
 
     fn alloc_slow(&self, gfp: bindings::gfp_t) -> Result<NonNull<u8>> {
@@ -831,18 +892,51 @@ impl Cache {
     /// As for [`Cache::free`]; without `check`, as for [`Cache::free_owned`].
     #[inline(always)]
     unsafe fn free_inner(&self, obj: NonNull<u8>, check: bool) {
-        if self.free_special && self.capacity == 0 {
-            if check && self.foreign(obj) || self.kasan_double_free(obj) {
-                return;
-            }
+        if latency::armed() {
+            core::hint::cold_path();
             // SAFETY: The caller's promise, passed on.
-            return unsafe { self.free_to_slab(obj) };
+            return unsafe { self.free_timed(obj, check) };
+        }
+        // SAFETY: The caller's promise, passed on.
+        unsafe { self.free_path(obj, check) };
+    }
+
+    /// [`Cache::free_inner`] once some cache's latency histograms are on
+    /// (out of line: see [`Cache::alloc_timed`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Cache::free_inner`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_timed(&self, obj: NonNull<u8>, check: bool) {
+        let free = || {
+            // SAFETY: The caller's promise, passed on.
+            ((), unsafe { self.free_path(obj, check) })
+        };
+        self.latency.time(Op::Free, free)
+    }
+
+    /// [`Cache::free_inner`], and the path it took: fast if the object
+    /// went onto the sheaf with no flush.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Cache::free_inner`].
+    #[inline(always)]
+    unsafe fn free_path(&self, obj: NonNull<u8>, check: bool) -> Path {
+        if self.free_special && self.capacity == 0 {
+            if !(check && self.foreign(obj) || self.kasan_double_free(obj)) {
+                // SAFETY: The caller's promise, passed on.
+                unsafe { self.free_to_slab(obj) };
+            }
+            return Path::Slow;
         }
         if check && sys::CHECK_FREES && self.foreign(obj) {
-            return;
+            return Path::Slow;
         }
         if self.kasan_double_free(obj) {
-            return;
+            return Path::Slow;
         }
         sys::kmemleak_free(obj.as_ptr());
         if self.free_special {
@@ -855,11 +949,12 @@ impl Cache {
         }
         kasan::poison_free(obj.as_ptr(), self.layout.object_size);
         // KASAN: the object waits in the quarantine, and the oldest one there
-        // (once it is full) is freed instead.
+        // (once it is full) is freed instead. Held there, it took no node
+        // lock: the fast path.
         // SAFETY: The caller's promise: the object is this cache's, freed,
         // and (poisoned above) still allocated in its slab.
         let Some(obj) = (unsafe { self.quarantine.hold(obj) }) else {
-            return;
+            return Path::Fast;
         };
         // With one node every object is local: skip the page lookup.
         let nid = (sys::nr_node_ids() > 1).then(|| {
@@ -871,24 +966,28 @@ impl Cache {
         let cached = unsafe {
             self.cpus.with(|sheaf, shared| {
                 if nid.is_some_and(|nid| nid != sys::numa_mem_id()) {
-                    return false;
+                    return None;
                 }
-                if sheaf.count == self.capacity {
+                let path = if sheaf.count == self.capacity {
                     self.flush(sheaf, shared, self.capacity / 2, true);
-                }
+                    Path::Slow
+                } else {
+                    Path::Fast
+                };
                 let slot = Sheaf::slot(sheaf.count);
                 sheaf.objs[slot] = obj.as_ptr();
                 sheaf.count = slot + 1;
                 shared.cached.store(sheaf.count, Relaxed);
                 shared.counters.add_local(Stat::FreeFast, 1);
-                true
+                Some(path)
             })
         };
-        if !cached {
+        cached.unwrap_or_else(|| {
             self.events.add(Stat::NodeMismatch, 1);
             // SAFETY: The caller's promise, passed on.
             unsafe { self.free_to_slab(obj) };
-        }
+            Path::Slow
+        })
     }
 
     /// Moves the `n` oldest objects of `sheaf` out: into the local node's
@@ -1270,6 +1369,8 @@ impl Cache {
         // rest.
         self.shrinker.unregister();
         self.cpuhp.remove();
+        // The static key counts this cache while its histograms are on.
+        self.latency.set(false);
         // Every sheaf straight back to its slabs: nothing is allocated here,
         // so nothing can fail and count a free object as leaked.
         for cpu in (0..kernel::cpu::nr_cpu_ids()).filter(|&cpu| sys::cpu_possible(cpu)) {

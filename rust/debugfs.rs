@@ -11,6 +11,8 @@
 //! * `<cache>/fail_next`, `<cache>/fail_percent`: fault injection (read the
 //!   setting, write a number);
 //! * `<cache>/shrink`: write anything to shrink the cache;
+//! * `<cache>/latency`: the latency histograms (`crate::cache::latency`);
+//!   write `1` or `0` to turn them on or off, `reset` to empty them;
 //! * `poolinfo`: every registered pool, one line each;
 //! * `pools/<pool>/stats`, `pools/<pool>/fail_next`,
 //!   `pools/<pool>/fail_percent`: a pool's numbers, and its backend's fault
@@ -142,6 +144,27 @@ fn push_fault_files<T: HasFault + Clone + Send + Sync + 'static>(
     )
 }
 
+fn show_latency(cache: &Arc<Cache>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let latency = cache.latency();
+    latency.snapshot().write(latency.is_on(), f)
+}
+
+/// `1` turns a cache's latency histograms on, `0` off, `reset` empties
+/// them; anything else is `EINVAL`.
+fn store_latency(cache: &Arc<Cache>, r: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 16];
+    match file::read_text(r, &mut buf)?.trim() {
+        "1" => cache.latency().set(true),
+        "0" => cache.latency().set(false),
+        "reset" => {
+            cache.latency().reset();
+            true
+        }
+        _ => return Err(EINVAL),
+    };
+    Ok(())
+}
+
 /// Reads a decimal `u32` written to a debugfs file. (Not the kernel crate's
 /// debugfs `Atomic<u32>` files: they set no `.owner`, see `debugfs/file.rs`.)
 fn read_u32(reader: &mut UserSliceReader) -> Result<u32> {
@@ -193,7 +216,7 @@ impl Registry {
         let claim = self.entries.claim(name)?;
         let cache = Cache::new(name, size, align, flags, ctor)?;
         let dir = self.root.subdir(name)?;
-        let mut files = KVec::with_capacity(4, GFP_KERNEL)?;
+        let mut files = KVec::with_capacity(5, GFP_KERNEL)?;
         let c = || cache.clone();
         push_file(
             &mut files,
@@ -206,6 +229,10 @@ impl Registry {
                 c.shrink();
                 Ok(())
             }),
+        )?;
+        push_file(
+            &mut files,
+            dir.read_write_callback_file(c"latency", c(), &show_latency, &store_latency),
         )?;
         claim.fill(Entry {
             _files: files,

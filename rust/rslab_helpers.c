@@ -18,14 +18,17 @@
 #include <linux/fs.h>
 #include <linux/kasan.h>
 #include <linux/gfp.h>
+#include <linux/jump_label.h>
 #include <linux/kmemleak.h>
 #include <linux/kthread.h>
 #include <linux/local_lock.h>
 #include <linux/mm.h>
+#include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/printk.h>
 #include <linux/ratelimit.h>
 #include <linux/sched.h>
+#include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
@@ -347,6 +350,37 @@ bool rslab_init_on_alloc(void)
 bool rslab_init_on_free(void)
 {
 	return static_branch_maybe(CONFIG_INIT_ON_FREE_DEFAULT_ON, &init_on_free);
+}
+
+struct rslab_static_keys rslab_keys = {
+	.latency = STATIC_KEY_FALSE_INIT,
+};
+
+/* Serialises the switches, so that the key's count never goes below zero. */
+static DEFINE_MUTEX(rslab_latency_mutex);
+
+/*
+ * Turns a cache's latency histograms on or off (*@on to @want), and the
+ * key with them: the key counts the caches that have them on. Whether it
+ * changed anything. May sleep (the key's patching takes cpus_read_lock()).
+ */
+bool rslab_latency_switch(bool *on, bool want)
+{
+	guard(mutex)(&rslab_latency_mutex);
+	if (READ_ONCE(*on) == want)
+		return false;
+	if (want)
+		static_branch_inc(&rslab_keys.latency);
+	WRITE_ONCE(*on, want);
+	if (!want)
+		static_branch_dec(&rslab_keys.latency);
+	return true;
+}
+
+/* The latency histograms' clock: nanoseconds, cheap, for short intervals. */
+u64 rslab_local_clock(void)
+{
+	return local_clock();
 }
 
 /*

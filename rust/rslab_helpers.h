@@ -7,6 +7,7 @@
 #define RSLAB_HELPERS_H
 
 #include <linux/gfp_types.h>
+#include <linux/jump_label.h>
 #include <linux/percpu.h>
 #include <linux/types.h>
 
@@ -61,6 +62,17 @@ void rslab_account_slab(void *addr, unsigned int order, int sign);
 void rslab_might_alloc(gfp_t gfp);
 bool rslab_init_on_alloc(void);
 bool rslab_init_on_free(void);
+/*
+ * The module's static keys, in a struct because the kernel crate's
+ * static_branch_unlikely!() names a key as a field of a static.
+ */
+struct rslab_static_keys {
+	/* On while any cache has its latency histograms on. */
+	struct static_key_false latency;
+};
+extern struct rslab_static_keys rslab_keys;
+bool rslab_latency_switch(bool *on, bool want);
+u64 rslab_local_clock(void);
 void rslab_kasan_poison(const void *addr, size_t size, bool free);
 void rslab_kasan_unpoison(const void *addr, size_t size);
 bool rslab_kasan_is_free(const void *addr);

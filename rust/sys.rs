@@ -268,6 +268,45 @@ pub(crate) fn init_on_free() -> bool {
     unsafe { rslab_init_on_free() }
 }
 
+/// `struct rslab_static_keys`: the module's static keys (defined in C,
+/// as the kernel crate's `static_branch_unlikely!` requires).
+#[repr(C)]
+pub(crate) struct StaticKeys {
+    latency: bindings::static_key_false,
+}
+
+extern "C" {
+    static rslab_keys: StaticKeys;
+    fn rslab_latency_switch(on: *mut bool, want: bool) -> bool;
+    fn rslab_local_clock() -> u64;
+}
+
+/// Whether any cache has its latency histograms on. A static key: while
+/// none has, a no-op that is patched into a jump when one turns them on.
+#[inline(always)]
+pub(crate) fn latency_key() -> bool {
+    // SAFETY: `rslab_keys` is a real static key, defined by C
+    // (`rslab_helpers.c`).
+    unsafe { kernel::jump_label::static_branch_unlikely!(rslab_keys, StaticKeys, latency) }
+}
+
+/// Turns the latency histograms of the cache whose flag is `on` on or off
+/// (to `want`), counting it in [`latency_key`]; whether that changed the
+/// flag. Serialised, so that the key's count stays that of the caches
+/// whose flag is set. May sleep.
+pub(crate) fn latency_switch(on: &core::sync::atomic::AtomicBool, want: bool) -> bool {
+    // SAFETY: `on` is a valid `bool`; the C side reads and writes it with
+    // `READ_ONCE`/`WRITE_ONCE`, atomic like the `AtomicBool`'s accesses.
+    unsafe { rslab_latency_switch(on.as_ptr(), want) }
+}
+
+/// The CPU's clock in nanoseconds (`local_clock()`): cheap, and monotonic
+/// on one CPU, for the short intervals of the latency histograms.
+pub(crate) fn local_clock() -> u64 {
+    // SAFETY: Reads the clock; no argument.
+    unsafe { rslab_local_clock() }
+}
+
 /// The kernel's "no node in particular".
 pub(crate) const NUMA_NO_NODE: i32 = bindings::NUMA_NO_NODE;
 

@@ -5,6 +5,7 @@
 //! bar chart of the rslab ÷ kernel ratios, one panel per group of cases, as
 //! SVG and PNG.
 
+mod latency;
 mod results;
 
 use anyhow::{bail, Context, Result};
@@ -127,10 +128,88 @@ where
         .into_iter()
         .filter(|g| run.cases().iter().any(|c| group_of(c) == *g))
         .collect();
-    let panels = root.split_evenly((groups.len().div_ceil(2), 2.min(groups.len())));
-    for (group, panel) in groups.into_iter().zip(&panels) {
+    let latency = !run.latency_hist.is_empty();
+    let n = groups.len() + usize::from(latency);
+    let panels = root.split_evenly((n.div_ceil(2), 2.min(n)));
+    for (group, panel) in groups.iter().zip(&panels) {
         draw_panel(run, group, panel)?;
     }
+    if latency {
+        draw_latency_panel(run, &panels[groups.len()])?;
+    }
+    Ok(())
+}
+
+/// The histogram columns and their colours.
+const COLUMNS: [(&str, RGBColor); 4] = [
+    ("alloc_fast", RGBColor(0x1f, 0x77, 0xb4)),
+    ("alloc_slow", RGBColor(0x94, 0x67, 0xbd)),
+    ("free_fast", RGBColor(0xff, 0x7f, 0x0e)),
+    ("free_slow", RGBColor(0xd6, 0x27, 0x28)),
+];
+
+/// The latency panel: the first size's histograms from the bench's `on`
+/// runs, each column as its share of operations per log2 bucket, and
+/// what the histograms cost in the caption.
+fn draw_latency_panel<DB: DrawingBackend>(run: &Run, area: &DrawingArea<DB, Shift>) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let size = run.latency_hist[0].size;
+    let of = |column: &str| -> Vec<&latency::Bucket> {
+        run.latency_hist
+            .iter()
+            .filter(|b| b.size == size && b.column == column)
+            .collect()
+    };
+    // A bucket's x is log2 of its least duration (bucket 0 at 0).
+    let log2 = |ns: u64| ns.checked_ilog2().unwrap_or(0) as f64;
+    let right = run
+        .latency_hist
+        .iter()
+        .map(|b| log2(b.ns))
+        .fold(1.0, f64::max)
+        + 1.0;
+    let ratio = |side| {
+        latency::cost_ratio(&run.latency_cost, size, side).map_or("-".into(), |r| format!("{r:.3}"))
+    };
+    let caption = format!(
+        "latency, {size} B pair: share of ops per bucket (pair on/off {}, key_on/off {})",
+        ratio("on"),
+        ratio("key_on")
+    );
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..right, 0f64..100f64)?;
+    chart
+        .configure_mesh()
+        .x_desc("ns (log2 buckets, least duration)")
+        .x_label_formatter(&|x| format!("{}", 1u64 << (*x as u32).min(63)))
+        .y_desc("% of the column's ops")
+        .draw()?;
+    for (column, colour) in COLUMNS {
+        let buckets = of(column);
+        let total: u64 = buckets.iter().map(|b| b.count).sum();
+        if total == 0 {
+            continue;
+        }
+        let points = buckets
+            .iter()
+            .map(|b| (log2(b.ns), 100.0 * b.count as f64 / total as f64));
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)).point_size(3))?
+            .label(format!("{column} ({total})"))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()?;
     Ok(())
 }
 
@@ -237,6 +316,9 @@ mod tests {
                 }
             }
         }
+        csv += "# latency_cost,64,off,2000,40,40,41\n# latency_cost,64,key_on,2000,41,41,42\n";
+        csv += "# latency_cost,64,on,2000,80,80,90\n# latency_hist,64,alloc_fast,32,1990\n";
+        csv += "# latency_hist,64,alloc_slow,512,10\n# latency_hist,64,free_fast,32,2000\n";
         Run::parse("icount", &csv).unwrap()
     }
 
@@ -270,6 +352,8 @@ mod tests {
         for group in GROUPS {
             assert!(has(group), "no panel for {group}");
         }
+        assert!(svg.contains("latency, 64 B pair"), "no latency panel");
+        assert!(has("alloc_fast (1990)") && has("free_fast (2000)"));
         assert!(svg.contains("icount clock"));
     }
 

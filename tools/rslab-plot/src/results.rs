@@ -3,6 +3,7 @@
 //! The bench CSV: parsing, pairing each rslab row with its kernel row (and
 //! its `rslab_default` row, where there is one), and the text table.
 
+use crate::latency;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -76,6 +77,10 @@ pub struct Run {
     /// module's `# node_locks,<case>,<pattern>,<size>,<side>,<per op>`
     /// lines, in its order.
     pub node_locks: Vec<NodeLocks>,
+    /// The latency group's costs per pair (see [`latency`]).
+    pub latency_cost: Vec<latency::Cost>,
+    /// The latency group's histograms: every non-empty bucket.
+    pub latency_hist: Vec<latency::Bucket>,
 }
 
 /// One `# node_locks` line.
@@ -131,9 +136,19 @@ impl Run {
         let mut order: Vec<Key> = Vec::new();
         let mut sides: BTreeMap<Key, (String, [Option<Numbers>; 3])> = BTreeMap::new();
         let mut node_locks = Vec::new();
+        let (mut latency_cost, mut latency_hist) = (Vec::new(), Vec::new());
         for (n, line) in lines.enumerate() {
+            let context = || format!("'{line}'");
             if let Some(rest) = line.strip_prefix("# node_locks,") {
-                node_locks.push(NodeLocks::parse(rest).with_context(|| format!("'{line}'"))?);
+                node_locks.push(NodeLocks::parse(rest).with_context(context)?);
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# latency_cost,") {
+                latency_cost.push(latency::parse_cost(rest).with_context(context)?);
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# latency_hist,") {
+                latency_hist.push(latency::parse_bucket(rest).with_context(context)?);
                 continue;
             }
             let (key, unit, side, numbers) =
@@ -176,7 +191,7 @@ impl Run {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        if comparisons.is_empty() {
+        if comparisons.is_empty() && latency_cost.is_empty() {
             bail!("no result rows");
         }
         Ok(Self {
@@ -185,6 +200,8 @@ impl Run {
             sheaf_capacity,
             comparisons,
             node_locks,
+            latency_cost,
+            latency_hist,
         })
     }
 
@@ -260,6 +277,7 @@ impl Run {
                 );
             }
         }
+        latency::table(&self.latency_cost, &self.latency_hist, &mut out);
         out
     }
 }

@@ -10,6 +10,7 @@
 mod cli;
 mod device;
 mod fuzz;
+mod latency;
 mod ops;
 mod stress;
 mod top;

@@ -3,10 +3,12 @@
 //! `rslabctl top`: rslab's caches and pools as slabtop shows SLUB's.
 //!
 //! A sample reads debugfs: `slabinfo` (the `/proc/slabinfo` 2.1 format),
-//! each cache's `stats` (for its pages and event counters) and `poolinfo`.
+//! each cache's `stats` (for its pages and event counters) and `latency`
+//! (its histograms' percentiles, where they are on), and `poolinfo`.
 //! Two samples give rates. The table is built here as plain strings, so
 //! `--once` prints exactly what the live view (`crate::tui`) draws.
 
+use crate::latency::Latency;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::collections::HashMap;
@@ -94,6 +96,8 @@ pub struct CacheRow {
     pub allocs: u64,
     /// Frees so far.
     pub frees: u64,
+    /// Its latency histograms, if its debugfs file could be read.
+    pub latency: Option<Latency>,
 }
 
 /// One pool, from one sample: `poolinfo`'s columns.
@@ -196,6 +200,9 @@ pub fn sample(root: &Path) -> Result<Sample> {
         c.pages = get("pages");
         c.allocs = get("alloc_fastpath") + get("alloc_slowpath");
         c.frees = get("free_fastpath") + get("free_slowpath");
+        c.latency = fs::read_to_string(root.join(&c.name).join("latency"))
+            .ok()
+            .and_then(|t| Latency::parse(&t).ok());
     }
     let pools = parse_poolinfo(&read(root.join("poolinfo"))?)?;
     Ok(Sample {
@@ -280,8 +287,11 @@ pub fn sort(views: &mut [CacheView], key: SortKey) {
 }
 
 /// The caches table's header.
-pub const CACHE_HEADER: [&str; 10] = [
-    "NAME", "OBJS", "ACTIVE", "USE", "OBJ_SIZE", "SLABS", "OBJ/SLAB", "MEMORY", "ALLOC/s", "FREE/s",
+/// `ALLOC_NS` and `FREE_NS` are the p50/p99 of the cache's latency
+/// histograms, since they were turned on or reset (`-` while off).
+pub const CACHE_HEADER: [&str; 12] = [
+    "NAME", "OBJS", "ACTIVE", "USE", "OBJ_SIZE", "SLABS", "OBJ/SLAB", "MEMORY", "ALLOC/s",
+    "FREE/s", "ALLOC_NS", "FREE_NS",
 ];
 
 /// The pools table's header.
@@ -314,9 +324,16 @@ pub fn cache_cells(views: &[CacheView]) -> Vec<Vec<String>> {
                 format!("{}K", r.pages * 4),
                 format!("{:.0}", v.alloc_rate),
                 format!("{:.0}", v.free_rate),
+                latency_cell(r, "alloc"),
+                latency_cell(r, "free"),
             ]
         })
         .collect()
+}
+
+/// A cache's `p50/p99` of the latency columns starting with `prefix`.
+fn latency_cell(r: &CacheRow, prefix: &str) -> String {
+    r.latency.as_ref().map_or("-".into(), |l| l.cell(prefix))
 }
 
 /// The pools table's cells.
@@ -527,7 +544,9 @@ pool-cache-256         16      16           0             0             0     0 
                 "512",
                 "4K",
                 "50",
-                "0"
+                "0",
+                "-",
+                "-"
             ]
         );
         assert!(out.contains("pool-cache-256"));

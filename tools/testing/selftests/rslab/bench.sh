@@ -172,6 +172,42 @@ test_numbers_valid() {
 	}'
 }
 
+# The latency group: for each size a "# latency_cost" line per side (no
+# cache's histograms on, another's on, its own on), decimals with min <=
+# median <= max; timing costs something (on above off); and the "# latency_hist"
+# lines of the "on" runs count every one of their operations: an alloc and
+# a free per pair, the warm-up run included.
+test_latency_group() {
+	awk -F, -v sizes="$SIZES" -v reps=$REPS '
+	function bad(why) { print "bad (" why "): " $0; fails++ }
+	$1 == "# latency_cost" {
+		if (NF != 7) { bad("fields"); next }
+		if ($3 != "off" && $3 != "key_on" && $3 != "on") bad("side")
+		if ($5 + 0 <= 0 || $6 + 0 < $5 + 0 || $7 + 0 < $6 + 0) bad("min/median/max")
+		min[$2, $3] = $5; ops[$2, $3] = $4; seen[$2, $3]++
+	}
+	$1 == "# latency_hist" {
+		if (NF != 5 || $4 !~ /^[0-9]+$/ || $5 !~ /^[1-9][0-9]*$/) { bad("hist"); next }
+		if ($3 !~ /^(alloc|free)_(fast|slow)$/) bad("column")
+		count[$2] += $5
+	}
+	END {
+		n = split(sizes, s, " ")
+		for (i = 1; i <= n; i++) {
+			z = s[i]
+			if (seen[z, "off"] != 1 || seen[z, "key_on"] != 1 || seen[z, "on"] != 1) {
+				print z " B: not one cost line per side"; fails++
+			}
+			if (min[z, "on"] <= min[z, "off"]) {
+				print z " B: timed pairs (" min[z, "on"] " ns) not dearer than untimed (" min[z, "off"] " ns)"; fails++
+			}
+			want = 2 * ops[z, "on"] * (reps + 1)
+			if (count[z] != want) { print z " B: histograms count " count[z] ", want " want; fails++ }
+		}
+		exit fails > 0
+	}' "$TABLE"
+}
+
 # The memory rows' SLUB caches stay, with their objects, until "release"
 # (or the next run), which frees them: their sysfs directories go.
 test_release() {
@@ -245,7 +281,7 @@ test_unload() {
 }
 
 ktap_header
-ktap_plan 12
+ktap_plan 13
 ktap_test "rslab.ko has no bench file" test_product_has_none
 ktap_test "load rslab_bench.ko" test_load
 ktap_test "bench reads as an empty table before a run" test_no_run_yet
@@ -254,6 +290,7 @@ ktap_test "the run '$RUN' succeeds" test_smoke_run
 ktap_test "the settings line and column header" test_header
 ktap_test "every case, size and side appears exactly once" test_every_row_once
 ktap_test "every number is valid" test_numbers_valid
+ktap_test "the latency group: each side's cost, timing dearer, every timed operation counted" test_latency_group
 ktap_test "release frees the memory rows' kernel caches" test_release
 ktap_test "case= runs one group only" test_case_filter
 ktap_test "kill -9 ends a long benchmark at its next run; the file works again" test_killable

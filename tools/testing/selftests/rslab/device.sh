@@ -381,6 +381,44 @@ EOF
 }
 
 
+# A cache's latency histograms: off at first; on, they count each path;
+# off again, they count nothing more; reset empties them; bad input is
+# EINVAL; top shows their percentiles; the cache goes with them on.
+test_latency() {
+	local f=$D/dev-lat/latency
+	# The count row: alloc_fast alloc_slow free_fast free_slow. A new
+	# cache's first allocation refills its sheaf (slow), the second is fast.
+	# On one CPU: a task that moved would find another CPU's sheaf empty.
+	OUT=$(taskset -c 0 "$T" batch 2>&1 <<EOF
+cache-create dev-lat 64
+sh test "\$(head -n 1 $f)" = "enabled 0"
+sh test "\$(\$SYS write $f 1)" = OK
+sh test "\$(head -n 1 $f)" = "enabled 1"
+alloc 1
+alloc 1
+free 2
+free 3
+sh grep -Eqx ' +count +1 +1 +2 +0' $f
+sh \$T top --once --delay 0.1 --sort name | grep -Eq '^dev-lat .* [0-9]+/[0-9]+ +[0-9]+/[0-9]+\$'
+sh test "\$(\$SYS write $f 0)" = OK
+alloc 1
+free 4
+sh grep -Eqx ' +count +1 +1 +2 +0' $f
+sh \$T top --once --delay 0.1 --sort name | grep -Eq '^dev-lat .* - +-\$'
+sh test "\$(\$SYS write $f reset)" = OK
+sh grep -Eqx ' +count +0 +0 +0 +0' $f
+sh test "\$(\$SYS write $f 2)" = EINVAL
+sh test "\$(\$SYS write $f on)" = EINVAL
+sh test "\$(\$SYS write $f 1)" = OK
+sh test "\$(\$SYS write $f 1)" = OK
+cache-destroy 1
+sh \$DFS absent dev-lat
+EOF
+	)
+	local rc=$?
+	echo "$OUT"
+	return $rc
+}
 
 test_unload() {
 	kmsg_mark
@@ -391,7 +429,7 @@ test_unload() {
 }
 
 ktap_header
-ktap_plan 15
+ktap_plan 16
 ktap_test "insmod rslab.ko" test_load
 ktap_test "/dev/rslab is a 0600 root:root character device" test_node
 ktap_test "info reports ABI version 1 and the default limits" test_info
@@ -406,5 +444,6 @@ ktap_test "per-file and global object and byte quotas give EDQUOT, the file cap 
 ktap_test "each way of pinning memory takes no more than it is charged" test_charges_bound_memory
 ktap_test "a file's memory is charged to its memory cgroup: memory.max refuses, no OOM kill" test_memcg
 ktap_test "top --once shows caches, their numbers and the pools table" test_top
+ktap_test "latency histograms: on, off, reset, bad input, top's p50/p99, destroyed while on" test_latency
 ktap_test "rmmod reports no leak" test_unload
 ktap_finished
