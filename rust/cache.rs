@@ -559,11 +559,11 @@ impl Cache {
             return self.alloc_raw(gfp);
         }
         // Never from the sheaf: the slow path.
-        let alloc = || (self.alloc_node_inner(gfp, nid, strict), Path::Slow);
-        if latency::armed() {
+        if latency::armed() && self.latency.is_on() {
+            let alloc = || (self.alloc_node_inner(gfp, nid, strict), Path::Slow);
             return self.latency.time(Op::Alloc, alloc);
         }
-        alloc().0
+        self.alloc_node_inner(gfp, nid, strict)
     }
 
     /// [`Cache::alloc_node_raw`] for a node (`NUMA_NO_NODE` with `strict`:
@@ -639,7 +639,7 @@ impl Cache {
         zero: impl FnOnce() -> bool,
         gfp: impl Fn() -> bindings::gfp_t,
     ) -> Result<NonNull<u8>> {
-        if latency::armed() {
+        if latency::armed() && self.latency.is_on() {
             core::hint::cold_path();
             return self.alloc_timed(zero, gfp);
         }
@@ -650,7 +650,6 @@ impl Cache {
     /// Out of line, with its arguments by value, so that the fast path
     /// keeps only the static key's no-op: a closure built there for the
     /// timed branch made it spill its arguments to the stack first.
-    #[cold]
     #[inline(never)]
     fn alloc_timed(
         &self,
@@ -892,7 +891,7 @@ impl Cache {
     /// As for [`Cache::free`]; without `check`, as for [`Cache::free_owned`].
     #[inline(always)]
     unsafe fn free_inner(&self, obj: NonNull<u8>, check: bool) {
-        if latency::armed() {
+        if latency::armed() && self.latency.is_on() {
             core::hint::cold_path();
             // SAFETY: The caller's promise, passed on.
             return unsafe { self.free_timed(obj, check) };
@@ -907,7 +906,6 @@ impl Cache {
     /// # Safety
     ///
     /// As for [`Cache::free_inner`].
-    #[cold]
     #[inline(never)]
     unsafe fn free_timed(&self, obj: NonNull<u8>, check: bool) {
         let free = || {

@@ -9,11 +9,12 @@
 //! `rslab/<cache>/latency`, or [`Latency::set`]). While no cache has them
 //! on, an operation pays one no-op: the static key of
 //! [`crate::sys::latency_key`]. Turning one cache's on patches that no-op
-//! into a jump, in every cache, to a timed copy of the operation, which
-//! tests the cache's own flag; a cache whose histograms are off then pays
-//! that test. A timed operation reads `local_clock()` twice and adds to one
-//! atomic counter of the cache (shared by its CPUs: this is a debugging
-//! tool, not a statistic kept always). `make bench` measures both costs.
+//! into a jump, in every cache, to a test of the cache's own flag; a cache
+//! whose histograms are off then pays that test (3 instructions an
+//! operation). A timed operation, out of line, reads `local_clock()` twice
+//! and adds to one atomic counter of the cache (shared by its CPUs: this is
+//! a debugging tool, not a statistic kept always). `make bench` measures
+//! both costs.
 //!
 //! Single-object operations are timed ([`crate::cache::Cache::alloc`],
 //! `alloc_node`, `free`, and so kmalloc's); bulk ones are not.
@@ -139,15 +140,15 @@ impl Latency {
     }
 
     /// Runs `f`, which does an `op` and says which path it took, and
-    /// counts its duration if this cache's histograms are on. For callers
-    /// that found [`armed`], from a cold function of their own that takes
-    /// the operation's arguments by value (a closure built on the fast
-    /// path makes it spill them).
+    /// counts its duration. For callers that found [`armed`] and this
+    /// cache's histograms on ([`Latency::is_on`]), in an out-of-line
+    /// function of their own that takes the operation's arguments by value
+    /// (a closure built on the fast path makes it spill them) and runs the
+    /// untimed operation itself when they are off (a closure called on two
+    /// branches is outlined, and every cache paid a call more per
+    /// operation while any had its histograms on).
     #[inline(always)]
     pub(crate) fn time<R>(&self, op: Op, f: impl FnOnce() -> (R, Path)) -> R {
-        if !self.is_on() {
-            return f().0;
-        }
         let start = sys::local_clock();
         let (r, path) = f();
         // The task may have moved to a CPU whose clock is a little behind.
@@ -157,8 +158,9 @@ impl Latency {
     }
 }
 
-/// Whether some cache has its histograms on, so that an operation should
-/// go through [`Latency::time`]. While none has, the static key's no-op.
+/// Whether some cache has its histograms on: then an operation tests its
+/// own cache's ([`Latency::is_on`]) and, if they are on, goes through
+/// [`Latency::time`]. While none has, the static key's no-op.
 #[inline(always)]
 pub(crate) fn armed() -> bool {
     sys::latency_key()

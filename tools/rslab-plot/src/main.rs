@@ -149,8 +149,8 @@ const COLUMNS: [(&str, RGBColor); 4] = [
 ];
 
 /// The latency panel: the first size's histograms from the bench's `on`
-/// runs, each column as its share of operations per log2 bucket, and
-/// what the histograms cost in the caption.
+/// runs, each column's share of its operations per log2 bucket as a bar
+/// (a cluster per bucket), and what the histograms cost in the caption.
 fn draw_latency_panel<DB: DrawingBackend>(run: &Run, area: &DrawingArea<DB, Shift>) -> Result<()>
 where
     DB::ErrorType: 'static,
@@ -187,20 +187,24 @@ where
     chart
         .configure_mesh()
         .x_desc("ns (log2 buckets, least duration)")
+        .x_labels(right as usize + 1)
         .x_label_formatter(&|x| format!("{}", 1u64 << (*x as u32).min(63)))
         .y_desc("% of the column's ops")
         .draw()?;
-    for (column, colour) in COLUMNS {
+    // A cluster of bars per bucket, one per column that counted anything.
+    for (j, (column, colour)) in COLUMNS.iter().enumerate() {
         let buckets = of(column);
         let total: u64 = buckets.iter().map(|b| b.count).sum();
         if total == 0 {
             continue;
         }
-        let points = buckets
-            .iter()
-            .map(|b| (log2(b.ns), 100.0 * b.count as f64 / total as f64));
+        let bars = buckets.into_iter().map(|b| {
+            let x0 = log2(b.ns) + 0.1 + 0.2 * j as f64;
+            let share = 100.0 * b.count as f64 / total as f64;
+            Rectangle::new([(x0, 0.0), (x0 + 0.18, share)], colour.filled())
+        });
         chart
-            .draw_series(LineSeries::new(points, colour.stroke_width(2)).point_size(3))?
+            .draw_series(bars)?
             .label(format!("{column} ({total})"))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
     }
