@@ -19,15 +19,13 @@
 //! Single-object operations are timed ([`crate::cache::Cache::alloc`],
 //! `alloc_node`, `free`, and so kmalloc's); bulk ones are not.
 
+pub mod buckets;
+
+pub use self::buckets::{bucket, bucket_ceiling, bucket_floor, BUCKETS};
 use crate::sys;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use kernel::fmt;
 use kernel::prelude::*;
-
-/// Buckets per histogram: bucket `i > 0` counts operations of
-/// `[2^i, 2^(i+1))` ns, bucket 0 those under 2 ns, and the last one
-/// everything from `2^(BUCKETS-1)` ns (about 2 s) up.
-pub const BUCKETS: usize = 32;
 
 /// One histogram per operation and path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,20 +77,6 @@ impl Column {
     }
 }
 
-/// The bucket of an operation that took `ns` nanoseconds.
-pub fn bucket(ns: u64) -> usize {
-    (ns.checked_ilog2().unwrap_or(0) as usize).min(BUCKETS - 1)
-}
-
-/// The least duration bucket `i` counts, in ns.
-pub fn bucket_floor(i: usize) -> u64 {
-    if i == 0 {
-        0
-    } else {
-        1 << i
-    }
-}
-
 /// A cache's histograms and whether they are on.
 pub struct Latency {
     on: AtomicBool,
@@ -141,12 +125,14 @@ impl Latency {
 
     /// Runs `f`, which does an `op` and says which path it took, and
     /// counts its duration. For callers that found [`armed`] and this
-    /// cache's histograms on ([`Latency::is_on`]), in an out-of-line
-    /// function of their own that takes the operation's arguments by value
-    /// (a closure built on the fast path makes it spill them) and runs the
-    /// untimed operation itself when they are off (a closure called on two
-    /// branches is outlined, and every cache paid a call more per
-    /// operation while any had its histograms on).
+    /// cache's histograms on ([`Latency::is_on`]), from an out-of-line
+    /// function of their own that takes the operation's arguments by value:
+    /// a closure built on the fast path made it spill them, and one called
+    /// on both sides of the flag's test was outlined, which cost every
+    /// cache a call per operation while any had its histograms on. (The
+    /// free could instead have tested the flag it tests for a debug cache
+    /// or `init_on_free`, but an atomic flag's load is not folded into its
+    /// compare: one instruction more, as the key's no-op.)
     #[inline(always)]
     pub(crate) fn time<R>(&self, op: Op, f: impl FnOnce() -> (R, Path)) -> R {
         let start = sys::local_clock();
@@ -176,17 +162,10 @@ impl Histograms {
         self.0[c as usize].iter().sum()
     }
 
-    /// The bucket that holds the `pct`th percentile of column `c` (the
-    /// first bucket at which `pct`% of its operations are counted); `None`
-    /// if it counted none.
+    /// The bucket that holds the `pct`th percentile of column `c` (see
+    /// [`buckets::percentile_bucket`]); `None` if it counted none.
     pub fn percentile_bucket(&self, c: Column, pct: u64) -> Option<usize> {
-        let total = self.count(c);
-        let rank = total.saturating_mul(pct).div_ceil(100).max(1);
-        let mut seen = 0;
-        self.0[c as usize].iter().position(|&n| {
-            seen += n;
-            seen >= rank
-        })
+        buckets::percentile_bucket(&self.0[c as usize], pct)
     }
 
     /// Writes the debugfs file: `enabled 0|1`; a header; one row per bucket
@@ -219,10 +198,10 @@ impl Histograms {
         for pct in [50, 99] {
             write!(f, "{:>10}", fmt!("p{pct}"))?;
             for c in ALL_COLUMNS {
-                match self.percentile_bucket(c, pct) {
+                match self.percentile_bucket(c, pct).map(bucket_ceiling) {
                     None => write!(f, " {:>12}", "-")?,
-                    Some(i) if i == BUCKETS - 1 => write!(f, " {:>12}", "inf")?,
-                    Some(i) => write!(f, " {:>12}", bucket_floor(i + 1))?,
+                    Some(None) => write!(f, " {:>12}", "inf")?,
+                    Some(Some(ns)) => write!(f, " {:>12}", ns)?,
                 }
             }
             writeln!(f)?;
@@ -270,6 +249,9 @@ mod tests {
         assert_eq!(bucket(u64::MAX), BUCKETS - 1);
         assert_eq!(bucket_floor(0), 0);
         assert_eq!(bucket_floor(10), 1024);
+        assert_eq!(bucket_ceiling(0), Some(2));
+        assert_eq!(bucket_ceiling(10), Some(2048));
+        assert_eq!(bucket_ceiling(BUCKETS - 1), None);
     }
 
     #[test]

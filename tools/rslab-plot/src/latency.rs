@@ -8,6 +8,7 @@
 
 use crate::results::Numbers;
 use anyhow::{bail, Result};
+use rslab_uapi::latency_buckets;
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -125,7 +126,10 @@ pub fn table(costs: &[Cost], buckets: &[Bucket], out: &mut String) {
                 .iter()
                 .filter(|b| b.size == size && b.column == column)
                 .collect();
-            if let (Some(p50), Some(p99)) = (percentile(&of, 50), percentile(&of, 99)) {
+            let bound = |pct| {
+                percentile(&of, pct).map(|b| b.map_or("inf".into(), |ns: u64| ns.to_string()))
+            };
+            if let (Some(p50), Some(p99)) = (bound(50), bound(99)) {
                 let n: u64 = of.iter().map(|b| b.count).sum();
                 let _ = writeln!(
                     out,
@@ -136,17 +140,16 @@ pub fn table(costs: &[Cost], buckets: &[Bucket], out: &mut String) {
     }
 }
 
-/// The upper bound (twice the least duration, 2 ns for the first) of the
-/// bucket that holds the `pct`th percentile of `buckets` (one column,
-/// in increasing order); `None` if they are empty.
-pub fn percentile(buckets: &[&Bucket], pct: u64) -> Option<u64> {
-    let total: u64 = buckets.iter().map(|b| b.count).sum();
-    let rank = (total * pct).div_ceil(100).max(1);
-    let mut seen = 0;
-    buckets.iter().find_map(|b| {
-        seen += b.count;
-        (seen >= rank).then_some((b.ns * 2).max(2))
-    })
+/// The bound in ns below which the operations of the bucket that holds the
+/// `pct`th percentile of `buckets` (one column) took, by the module's own
+/// rule (`rslab_uapi::latency_buckets`): `Some(None)` for the last bucket,
+/// which has no bound; `None` if `buckets` count nothing.
+pub fn percentile(buckets: &[&Bucket], pct: u64) -> Option<Option<u64>> {
+    let mut counts = [0u64; latency_buckets::BUCKETS];
+    for b in buckets {
+        counts[latency_buckets::bucket(b.ns)] += b.count;
+    }
+    latency_buckets::percentile_bucket(&counts, pct).map(latency_buckets::bucket_ceiling)
 }
 
 #[cfg(test)]
@@ -193,9 +196,9 @@ mod tests {
         .map(|l| parse_bucket(l).unwrap())
         .collect();
         let refs: Vec<&Bucket> = buckets.iter().collect();
-        assert_eq!(percentile(&refs, 50), Some(64));
-        assert_eq!(percentile(&refs, 99), Some(128));
-        assert_eq!(percentile(&refs, 100), Some(2048));
+        assert_eq!(percentile(&refs, 50), Some(Some(64)));
+        assert_eq!(percentile(&refs, 99), Some(Some(128)));
+        assert_eq!(percentile(&refs, 100), Some(Some(2048)));
         assert_eq!(percentile(&[], 50), None);
         let mut out = String::new();
         table(&costs, &buckets, &mut out);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The `/dev/rslab` ioctl ABI for user space: the structs, command numbers
-//! and flag bits of the rslab kernel module.
+//! and flag bits of the rslab kernel module; and the buckets of its debugfs
+//! latency histograms.
 //!
 //! The source is the module's own `rust/device/uapi.rs`, compiled here as a
 //! `no_std` crate, so the module and its tools cannot disagree: there is no
@@ -15,3 +16,9 @@
 mod uapi;
 
 pub use uapi::*;
+
+/// The latency histograms' buckets and percentiles, as the module counts
+/// them (its `rust/cache/latency/buckets.rs`), for the tools that read
+/// `rslab/<cache>/latency`.
+#[path = "../../../rust/cache/latency/buckets.rs"]
+pub mod latency_buckets;

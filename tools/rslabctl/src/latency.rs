@@ -7,6 +7,7 @@
 //! and free percentiles, fast and slow paths together.
 
 use anyhow::{ensure, Context, Result};
+use rslab_uapi::latency_buckets;
 
 /// One cache's histograms.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -56,39 +57,29 @@ impl Latency {
         })
     }
 
-    /// The upper bound in ns of the bucket that holds the `pct`th
-    /// percentile of the columns whose names start with `prefix`, added
-    /// together (`None` if they counted nothing). A bucket's upper bound is
-    /// twice its least duration (2 ns for the first).
-    pub fn percentile(&self, prefix: &str, pct: u64) -> Option<u64> {
+    /// The bucket that holds the `pct`th percentile of the columns whose
+    /// names start with `prefix`, added together (`None` if they counted
+    /// nothing), by the module's own rule ([`latency_buckets`]).
+    pub fn percentile(&self, prefix: &str, pct: u64) -> Option<usize> {
         let cols: Vec<usize> = (0..self.columns.len())
             .filter(|&i| self.columns[i].starts_with(prefix))
             .collect();
-        let sums: Vec<(u64, u64)> = self
-            .buckets
-            .iter()
-            .map(|(floor, counts)| (*floor, cols.iter().map(|&i| counts[i]).sum()))
-            .collect();
-        let total: u64 = sums.iter().map(|s| s.1).sum();
-        if total == 0 {
-            return None;
+        let mut counts = [0u64; latency_buckets::BUCKETS];
+        for (floor, row) in &self.buckets {
+            counts[latency_buckets::bucket(*floor)] += cols.iter().map(|&i| row[i]).sum::<u64>();
         }
-        let rank = (total * pct).div_ceil(100).max(1);
-        let mut seen = 0;
-        sums.iter().find_map(|&(floor, n)| {
-            seen += n;
-            (seen >= rank).then_some((floor * 2).max(2))
-        })
+        latency_buckets::percentile_bucket(&counts, pct)
     }
 
-    /// `p50/p99` of the columns starting with `prefix`, for a table cell;
-    /// `-` when off or empty.
+    /// `p50/p99` of the columns starting with `prefix`, each the bound in
+    /// ns below which its bucket's operations took (`inf` for the last
+    /// bucket), for a table cell; `-` when off or empty.
     pub fn cell(&self, prefix: &str) -> String {
-        match (
-            self.enabled,
-            self.percentile(prefix, 50),
-            self.percentile(prefix, 99),
-        ) {
+        let bound = |pct| {
+            let ceiling = latency_buckets::bucket_ceiling(self.percentile(prefix, pct)?);
+            Some(ceiling.map_or("inf".to_string(), |ns| ns.to_string()))
+        };
+        match (self.enabled, bound(50), bound(99)) {
             (true, Some(p50), Some(p99)) => format!("{p50}/{p99}"),
             _ => "-".to_string(),
         }
@@ -129,12 +120,14 @@ mod tests {
     fn percentiles_join_fast_and_slow() {
         let l = Latency::parse(FILE).unwrap();
         // alloc: 97 + 1 + 2 = 100 operations; the 98th is in [128, 256).
-        assert_eq!(l.percentile("alloc", 50), Some(128));
-        assert_eq!(l.percentile("alloc", 98), Some(256));
-        assert_eq!(l.percentile("alloc", 99), Some(1024));
+        assert_eq!(l.percentile("alloc", 50), Some(6));
+        assert_eq!(l.percentile("alloc", 98), Some(7));
+        assert_eq!(l.percentile("alloc", 99), Some(9));
         assert_eq!(l.percentile("free_slow", 50), None);
         assert_eq!(l.cell("alloc"), "128/1024");
         assert_eq!(l.cell("free"), "128/128");
+        let slow = Latency::parse("enabled 1\nns a_x\n2147483648 1\n").unwrap();
+        assert_eq!(slow.cell("a"), "inf/inf");
         let off = Latency {
             enabled: false,
             ..l
