@@ -8,10 +8,10 @@
 //! `smoke` (a quick one), and/or `key=value` settings: `ops` (operations
 //! per measurement), `reps` (timed repetitions), `objects` (live objects
 //! for the memory rows) and `case` (only one group: `cache`, `kmalloc`,
-//! `mempool`, `memory` or `latency`). `release` frees the kernel caches that the last
-//! run's memory rows hold for user space (a run does too). Anything else
-//! is `EINVAL`; a second writer while one runs gets `EBUSY`. See
-//! `Documentation/rslab-bench.rst`.
+//! `mempool`, `memory` or `latency`). `release` frees the kernel caches
+//! that the last run's memory rows hold for user space (a run does too).
+//! Anything else is `EINVAL`; a second writer while one runs gets `EBUSY`.
+//! See `Documentation/rslab-bench.rst`.
 
 mod helpers;
 mod loops;

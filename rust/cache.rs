@@ -77,6 +77,10 @@ unsafe impl pin_init::Zeroable for CpuShared {}
 /// The most objects a sheaf can hold.
 pub const SHEAF_MAX: usize = 64;
 
+/// How many objects [`Cache::free_bulk`] puts on a sheaf under one local
+/// lock.
+const FREE_BATCH: usize = 32;
+
 /// A CPU's stack of free objects.
 ///
 /// Only local-node objects are freed onto a sheaf, but a refill from
@@ -930,35 +934,12 @@ impl Cache {
             }
             return Path::Slow;
         }
-        if check && sys::CHECK_FREES && self.foreign(obj) {
-            return Path::Slow;
-        }
-        if self.kasan_double_free(obj) {
-            return Path::Slow;
-        }
-        sys::kmemleak_free(obj.as_ptr());
-        if self.free_special {
-            // `init_on_free`: no old byte stays in a free object. (A debug
-            // cache zeroes under the node lock, once the free is checked.)
-            // All of it, past what KASAN lets the caller use (a kmalloc
-            // object's size asked for): rslab's own access.
-            let _quiet = kasan::Quiet::new();
-            self.zero(obj);
-        }
-        kasan::poison_free(obj.as_ptr(), self.layout.object_size);
-        // KASAN: the object waits in the quarantine, and the oldest one there
-        // (once it is full) is freed instead. Held there, it took no node
-        // lock: the fast path.
-        // SAFETY: The caller's promise: the object is this cache's, freed,
-        // and (poisoned above) still allocated in its slab.
-        let Some(obj) = (unsafe { self.quarantine.hold(obj) }) else {
-            return Path::Fast;
+        // SAFETY: The caller's promise, passed on.
+        let obj = match unsafe { self.free_prepare(obj, check) } {
+            Ok(obj) => obj,
+            Err(path) => return path,
         };
-        // With one node every object is local: skip the page lookup.
-        let nid = (sys::nr_node_ids() > 1).then(|| {
-            // SAFETY: `obj` is an object, so in the direct map.
-            unsafe { sys::rslab_addr_nid(obj.as_ptr().cast()) }
-        });
+        let nid = self.sheaf_node(obj);
         // SAFETY: The closure pushes onto the sheaf or flushes it
         // (`flush` takes node locks only), never entering `cpus` again.
         let cached = unsafe {
@@ -985,6 +966,52 @@ impl Cache {
             // SAFETY: The caller's promise, passed on.
             unsafe { self.free_to_slab(obj) };
             Path::Slow
+        })
+    }
+
+    /// What a free of a cache with sheaves does before the sheaf: checks
+    /// (see [`Cache::free`]), kmemleak, `init_on_free`, KASAN's poison and
+    /// quarantine. The object to put on a sheaf (the quarantine may give
+    /// back an older one); or the path taken, if none is left to put: a bad
+    /// free was reported (slow), or the quarantine kept it (fast).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Cache::free_inner`], in a cache with sheaves.
+    #[inline(always)]
+    unsafe fn free_prepare(&self, obj: NonNull<u8>, check: bool) -> Result<NonNull<u8>, Path> {
+        if check && sys::CHECK_FREES && self.foreign(obj) {
+            return Err(Path::Slow);
+        }
+        if self.kasan_double_free(obj) {
+            return Err(Path::Slow);
+        }
+        sys::kmemleak_free(obj.as_ptr());
+        if self.free_special {
+            // `init_on_free`: no old byte stays in a free object. (A debug
+            // cache zeroes under the node lock, once the free is checked.)
+            // All of it, past what KASAN lets the caller use (a kmalloc
+            // object's size asked for): rslab's own access.
+            let _quiet = kasan::Quiet::new();
+            self.zero(obj);
+        }
+        kasan::poison_free(obj.as_ptr(), self.layout.object_size);
+        // KASAN: the object waits in the quarantine, and the oldest one there
+        // (once it is full) is freed instead. Held there, it took no node
+        // lock: the fast path.
+        // SAFETY: The caller's promise: the object is this cache's, freed,
+        // and (poisoned above) still allocated in its slab.
+        unsafe { self.quarantine.hold(obj) }.ok_or(Path::Fast)
+    }
+
+    /// The node of `obj`, an object, where that can differ from the CPU's
+    /// (more than one node); `None` with one node, where every object is
+    /// local and the page lookup is skipped.
+    #[inline(always)]
+    fn sheaf_node(&self, obj: NonNull<u8>) -> Option<i32> {
+        (sys::nr_node_ids() > 1).then(|| {
+            // SAFETY: `obj` is an object, so in the direct map.
+            unsafe { sys::rslab_addr_nid(obj.as_ptr().cast()) }
         })
     }
 
@@ -1017,6 +1044,26 @@ impl Cache {
         sheaf.remote = (sheaf.remote - remote).min(sheaf.count);
         shared.cached.store(sheaf.count, Relaxed);
         self.events.add(Stat::Flush, 1);
+        self.events.add(Stat::SlabFreed, freed.free() as u64);
+    }
+
+    /// Frees `objs`, objects of node `nid` that a full sheaf has no room
+    /// for: into that node's depot as far as it has room, the rest to
+    /// their slabs. Counted as a flush, and as frees past the sheaf.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Cache::free`], for each object, all of node `nid`.
+    unsafe fn spill(&self, nid: i32, objs: &[*mut u8]) {
+        if objs.is_empty() {
+            return;
+        }
+        let parked = self.node(nid).lock().depot_put(objs, self.depot_capacity);
+        let mut freed = Detached::new();
+        // SAFETY: The caller's promise.
+        unsafe { self.return_batch(&objs[parked..], &mut freed) };
+        self.events.add(Stat::Flush, 1);
+        self.events.add(Stat::FreeSlow, objs.len() as u64);
         self.events.add(Stat::SlabFreed, freed.free() as u64);
     }
 
@@ -1131,38 +1178,34 @@ impl Cache {
     }
 
     /// [`Cache::alloc_bulk`] with raw flags.
+    ///
+    /// Takes what the sheaf has under one local lock, then the rest from
+    /// the node lists (local node first) a batch per node lock, growing the
+    /// local node by a slab while no node has a free object, as SLUB's bulk
+    /// allocation goes to its slabs once the sheaf is empty. (A
+    /// `__GFP_THISNODE` or debug cache's bulk allocation takes one object
+    /// at a time, as [`Cache::alloc_raw`].)
     pub(crate) fn alloc_bulk_raw(&self, gfp: bindings::gfp_t, out: &mut [*mut u8]) -> Result {
         sys::might_alloc(|| gfp);
-        // SAFETY: The closure copies from the sheaf and may `refill` (node
-        // locks only); it does not enter `cpus` again.
-        let mut got = unsafe {
-            self.cpus.with(|sheaf, shared| {
-                let n = sheaf.count.min(out.len());
-                out[..n].copy_from_slice(&sheaf.objs[sheaf.count - n..sheaf.count]);
-                forget(&mut sheaf.objs[sheaf.count - n..sheaf.count]);
-                sheaf.count -= n;
-                shared.cached.store(sheaf.count, Relaxed);
-                shared.counters.add_local(Stat::AllocFast, n as u64);
-                n
-            })
-        };
-        // (The rest come from `alloc`, which hands them out.)
-        for &obj in &out[..got] {
-            if let Some(obj) = NonNull::new(obj) {
-                self.hand_out(obj, || gfp);
-            }
-        }
+        let mut got = self.take_from_sheaf(out, gfp);
         while got < out.len() {
             // Zeroed below, with the rest.
-            match self.alloc_raw(gfp & !bindings::__GFP_ZERO) {
-                Ok(obj) => out[got] = obj.as_ptr(),
+            let taken = if sys::gfp_thisnode(gfp) || self.capacity == 0 {
+                self.alloc_raw(gfp & !bindings::__GFP_ZERO).map(|obj| {
+                    out[got] = obj.as_ptr();
+                    1
+                })
+            } else {
+                self.take_from_nodes(&mut out[got..], gfp)
+            };
+            match taken {
+                Ok(n) => got += n,
                 Err(e) => {
                     // SAFETY: `out[..got]` were just allocated here.
                     unsafe { self.free_bulk(&out[..got]) };
                     return Err(e);
                 }
             }
-            got += 1;
         }
         if gfp & bindings::__GFP_ZERO != 0 || self.init_alloc {
             for &obj in out.iter() {
@@ -1173,17 +1216,148 @@ impl Cache {
         Ok(())
     }
 
-    /// Frees every object of `objs`.
+    /// Fills `out` as far as the node lists have objects, local node first,
+    /// a node lock per node, and hands them out; if no node has one, grows
+    /// the local node by a slab (outside every lock) and takes from it.
+    /// How many (at least one), or `ENOMEM`.
+    fn take_from_nodes(&self, out: &mut [*mut u8], gfp: bindings::gfp_t) -> Result<usize> {
+        let local = sys::numa_mem_id();
+        loop {
+            let others = (0..self.nodes.len() as i32).filter(|&n| n != local);
+            let mut n = 0;
+            for nid in Iterator::chain(core::iter::once(local), others) {
+                let taken = self.take_from_node(nid, &mut out[n..]);
+                if nid != local {
+                    self.events.add(Stat::NodeMismatch, taken as u64);
+                }
+                n += taken;
+                if n == out.len() {
+                    break;
+                }
+            }
+            if n > 0 {
+                self.events.add(Stat::AllocSlow, n as u64);
+                for obj in out[..n].iter().filter_map(|&obj| NonNull::new(obj)) {
+                    self.hand_out(obj, || gfp);
+                }
+                return Ok(n);
+            }
+            let slab = self
+                .new_slab(gfp, local)
+                .inspect_err(|_| self.events.add(Stat::AllocFailed, 1))?;
+            // SAFETY: A new slab is live, on no list, and ours.
+            let nid = unsafe { slab.as_ref() }.node();
+            // SAFETY: As above; the slab belongs to node `nid`.
+            unsafe { self.node(nid).lock().add(slab) };
+        }
+    }
+
+    /// Fills `out` from this CPU's sheaf, as far as it has objects, under
+    /// one local lock, and hands them out; how many.
+    fn take_from_sheaf(&self, out: &mut [*mut u8], gfp: bindings::gfp_t) -> usize {
+        // SAFETY: The closure copies from the sheaf; it does not enter
+        // `cpus` again.
+        let n = unsafe {
+            self.cpus.with(|sheaf, shared| {
+                let n = sheaf.count.min(out.len());
+                let taken = sheaf.count - n..sheaf.count;
+                out[..n].copy_from_slice(&sheaf.objs[taken.clone()]);
+                forget(&mut sheaf.objs[taken]);
+                sheaf.count -= n;
+                shared.cached.store(sheaf.count, Relaxed);
+                shared.counters.add_local(Stat::AllocFast, n as u64);
+                n
+            })
+        };
+        for obj in out[..n].iter().filter_map(|&obj| NonNull::new(obj)) {
+            self.hand_out(obj, || gfp);
+        }
+        n
+    }
+
+    /// Frees every object of `objs` (null pointers are skipped). Each is
+    /// checked and prepared as [`Cache::free`] does, then put on the sheaf
+    /// in batches, each under one local lock, the sheaf flushed as it fills
+    /// (SLUB's `free_to_pcs_bulk()`); objects of another node go to their
+    /// slabs. A debug cache frees each one to its slab.
     ///
     /// # Safety
     ///
     /// As for [`Cache::free`], for each object.
     pub unsafe fn free_bulk(&self, objs: &[*mut u8]) {
-        for &obj in objs {
-            if let Some(obj) = NonNull::new(obj) {
-                // SAFETY: The caller's promise.
-                unsafe { self.free(obj) };
+        let objs = objs.iter().filter_map(|&obj| NonNull::new(obj));
+        if self.capacity == 0 {
+            // SAFETY: The caller's promise, for each.
+            objs.for_each(|obj| unsafe { self.free(obj) });
+            return;
+        }
+        let mut batch = [(core::ptr::null_mut(), None); FREE_BATCH];
+        let mut n = 0;
+        for obj in objs {
+            // SAFETY: The caller's promise, passed on.
+            let Ok(obj) = (unsafe { self.free_prepare(obj, true) }) else {
+                continue;
+            };
+            batch[n] = (obj.as_ptr(), self.sheaf_node(obj));
+            n += 1;
+            if n == FREE_BATCH {
+                // SAFETY: Prepared objects of this cache, freed once.
+                unsafe { self.free_batch(&batch[..n]) };
+                n = 0;
             }
+        }
+        // SAFETY: As above.
+        unsafe { self.free_batch(&batch[..n]) };
+    }
+
+    /// Puts `objs`, prepared frees with their nodes (see
+    /// [`Cache::sheaf_node`]), on this CPU's sheaf under one local lock;
+    /// what does not fit goes, in one go, to the local node's depot and
+    /// the rest to its slabs ([`Cache::spill`]), as SLUB puts a full sheaf
+    /// in its barn, rather than flushing half a sheaf at a time. Those of
+    /// another node than the CPU's go to their slabs after.
+    ///
+    /// # Safety
+    ///
+    /// Each object is one of this cache's, freed and prepared
+    /// ([`Cache::free_prepare`]), not used again.
+    unsafe fn free_batch(&self, objs: &[(*mut u8, Option<i32>)]) {
+        if objs.is_empty() {
+            return;
+        }
+        let mut remote = [core::ptr::null_mut(); FREE_BATCH];
+        let mut overflow = [core::ptr::null_mut(); FREE_BATCH];
+        // SAFETY: The closure pushes onto the sheaf, never entering `cpus`
+        // again.
+        let (local, n_remote, n_overflow) = unsafe {
+            self.cpus.with(|sheaf, shared| {
+                let local = sys::numa_mem_id();
+                let (mut n_remote, mut n_overflow, mut pushed) = (0, 0, 0);
+                for &(obj, nid) in objs {
+                    if nid.is_some_and(|nid| nid != local) {
+                        remote[n_remote] = obj;
+                        n_remote += 1;
+                    } else if sheaf.count < self.capacity {
+                        sheaf.objs[Sheaf::slot(sheaf.count)] = obj;
+                        sheaf.count += 1;
+                        pushed += 1;
+                    } else {
+                        overflow[n_overflow] = obj;
+                        n_overflow += 1;
+                    }
+                }
+                shared.cached.store(sheaf.count, Relaxed);
+                shared.counters.add_local(Stat::FreeFast, pushed);
+                (local, n_remote, n_overflow)
+            })
+        };
+        // SAFETY: Prepared objects of node `local` (the CPU's then), on no
+        // sheaf: the caller's promise.
+        unsafe { self.spill(local, &overflow[..n_overflow]) };
+        for &obj in &remote[..n_remote] {
+            self.events.add(Stat::NodeMismatch, 1);
+            // SAFETY: The caller's promise; not null (prepared objects).
+            unsafe { self.free_to_slab(NonNull::new_unchecked(obj)) };
         }
     }
 
