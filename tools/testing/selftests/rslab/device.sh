@@ -383,7 +383,10 @@ EOF
 
 # A cache's latency histograms: off at first; on, they count each path;
 # off again, they count nothing more; reset empties them; bad input is
-# EINVAL; top shows their percentiles; the cache goes with them on.
+# EINVAL; top shows their percentiles; two writers switching them at once
+# (the static key counts the caches that have them on: a count below zero
+# would be a WARN, which dmesg_clean.sh fails); the cache goes with them
+# on.
 test_latency() {
 	local f=$D/dev-lat/latency
 	# The count row: alloc_fast alloc_slow free_fast free_slow. A new
@@ -411,6 +414,10 @@ sh test "\$(\$SYS write $f 2)" = EINVAL
 sh test "\$(\$SYS write $f on)" = EINVAL
 sh test "\$(\$SYS write $f 1)" = OK
 sh test "\$(\$SYS write $f 1)" = OK
+sh for w in 1 2; do (for i in \$(seq 40); do echo 1 > $f; echo 0 > $f; done) & done; wait
+alloc 1
+free 5
+sh echo 1 > $f; test "\$(head -n 1 $f)" = "enabled 1"
 cache-destroy 1
 sh \$DFS absent dev-lat
 EOF
@@ -444,6 +451,6 @@ ktap_test "per-file and global object and byte quotas give EDQUOT, the file cap 
 ktap_test "each way of pinning memory takes no more than it is charged" test_charges_bound_memory
 ktap_test "a file's memory is charged to its memory cgroup: memory.max refuses, no OOM kill" test_memcg
 ktap_test "top --once shows caches, their numbers and the pools table" test_top
-ktap_test "latency histograms: on, off, reset, bad input, top's p50/p99, destroyed while on" test_latency
+ktap_test "latency histograms: on, off, reset, bad input, top's p50/p99, two writers at once, destroyed while on" test_latency
 ktap_test "rmmod reports no leak" test_unload
 ktap_finished
