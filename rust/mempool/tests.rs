@@ -7,7 +7,7 @@ use kernel::prelude::*;
 
 #[kunit_tests(rslab_mempool)]
 mod suite {
-    use crate::cache::flags::CacheFlags;
+    use crate::cache::flags::{CacheFlag, CacheFlags};
     use crate::cache::Cache;
     use crate::kmalloc::Kmalloc;
     use crate::mempool::{Backend, Mempool};
@@ -95,13 +95,24 @@ mod suite {
         let backend = Backend::pages(0);
         backend.fault().fail_next(3);
         assert!(Mempool::new(c"rslab_test_pool_fail", 2, backend).is_err());
-        // A cache with exactly two free objects (by its own count), and no
-        // new slab to give.
-        let cache = Cache::new(c"rslab_test_pool_fail2", 64, 8, CacheFlags::NONE, None)?;
-        let mut held = KVec::new();
-        while held.is_empty() || free_objects(&cache) != 2 {
+        // A cache with exactly two free objects, and no new slab to give.
+        // A debug cache has no sheaves, so its free objects are all in its
+        // slabs, where an allocation on any CPU finds them. (With sheaves,
+        // what this thread left in the sheaf of a CPU it migrated from is
+        // free but out of its reach, and would grow a slab instead.)
+        let cache = Cache::new(
+            c"rslab_test_pool_fail2",
+            64,
+            8,
+            CacheFlag::ConsistencyChecks,
+            None,
+        )?;
+        let per_slab = cache.layout().objects(cache.layout().order) as usize;
+        let mut held = KVec::with_capacity(per_slab, GFP_KERNEL)?;
+        while held.len() < per_slab - 2 {
             held.push(cache.alloc(GFP_KERNEL)?, GFP_KERNEL)?;
         }
+        assert_eq!((free_objects(&cache), cache.stats().num_slabs), (2, 1));
         cache.fault().fail_next(1);
         let pool = Mempool::new(c"rslab_test_pool_fail2", 4, Backend::Cache(cache.clone()));
         assert!(pool.is_err());
