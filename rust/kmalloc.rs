@@ -247,7 +247,8 @@ impl Kmalloc {
         // SAFETY: Any address is accepted; one outside the direct map gives
         // NULL.
         let head = unsafe { sys::rslab_head_address(ptr.cast()) };
-        // SAFETY: As above.
+        // SAFETY: `ptr`'s page carries the large tag, so it is in the
+        // direct map.
         let private = unsafe { sys::rslab_page_private(ptr.cast()) };
         large_order(private as usize).filter(|_| head.cast_const() == ptr.cast())
     }

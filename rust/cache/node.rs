@@ -297,6 +297,63 @@ impl NodeLists {
     }
 }
 
+/// A node's lists, locked for a batch of frees to its slabs
+/// ([`Cache::return_batch`](crate::cache::Cache)), and the slab of the
+/// batch's current run of frees, whose list is settled once for the run
+/// rather than once an object: a flush's objects were mostly allocated
+/// together, from one slab. Until [`FreeRun::settle`], that one slab may
+/// be on a list that its count no longer calls for, under the lock held.
+pub(crate) struct FreeRun<'a> {
+    /// The node whose lock is held.
+    pub(crate) nid: i32,
+    /// Its lists.
+    pub(crate) lists: SpinLockIrqGuard<'a, NodeLists>,
+    run: Option<NonNull<Slab>>,
+}
+
+impl<'a> FreeRun<'a> {
+    /// Node `nid`'s lists, locked, with no run yet.
+    pub(crate) fn new(nid: i32, lists: SpinLockIrqGuard<'a, NodeLists>) -> Self {
+        Self {
+            nid,
+            lists,
+            run: None,
+        }
+    }
+
+    /// Starts or goes on with a run of frees to `slab`, settling the
+    /// previous run's slab first if it was another.
+    ///
+    /// # Safety
+    ///
+    /// `slab` must be on these lists, with an object allocated that is
+    /// about to be freed (so not on the empty list, which the previous
+    /// run's settling may shorten).
+    pub(crate) unsafe fn freeing_to(
+        &mut self,
+        slab: NonNull<Slab>,
+        keep: usize,
+        out: &mut SlabList,
+    ) {
+        if self.run != Some(slab) {
+            self.settle(keep, out);
+            self.run = Some(slab);
+        }
+    }
+
+    /// Files the run's slab on the list its count calls for, then takes
+    /// empty slabs off beyond `keep` onto `out` ([`NodeLists::take_empty`]).
+    /// Must come before the lock goes.
+    pub(crate) fn settle(&mut self, keep: usize, out: &mut SlabList) {
+        if let Some(slab) = self.run.take() {
+            // SAFETY: `freeing_to` made `slab` the run while it was on these
+            // lists, and only `take_empty`, called next, takes slabs off.
+            unsafe { self.lists.update(slab) };
+            self.lists.take_empty(keep, out);
+        }
+    }
+}
+
 /// A list of slabs taken off every node list, to be freed without a lock.
 pub(crate) struct Detached(SlabList);
 
