@@ -21,8 +21,9 @@
 //! * `base` is the address of 2^`order` pages that this slab owns; its head
 //!   page's `private` points to this `Slab` until [`Slab::free_pages`].
 //! * Every slot of the slab is either on `freelist`, at an index of `fresh`
-//!   or above, or allocated; `inuse` counts the allocated ones. With consistency checks, `allocated` has one
-//!   bit per slot, set exactly for the allocated ones.
+//!   or above, or allocated; `inuse` counts the allocated ones. With
+//!   consistency checks, `allocated` has one bit per slot, set exactly for
+//!   the allocated ones.
 //! * The mutable fields are only touched under the lock of the node list that
 //!   holds the slab (see [`crate::cache::node`]).
 
