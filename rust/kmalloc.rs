@@ -274,16 +274,20 @@ impl Kmalloc {
     /// allocation, so it works in any context. A pointer that is no
     /// allocation of this allocator's (its page carries none of its tags,
     /// or it is not the start of a large allocation) is reported and
-    /// ignored.
+    /// ignored: any pointer outside the linear map (vmalloc, stack, module
+    /// or kernel-image memory), any into memory with a `struct page`, and,
+    /// where frees are checked ([`sys::CHECK_FREES`]), any at all.
     ///
     /// # Safety
     ///
     /// A pointer into this allocator's memory must be a live allocation,
-    /// not used again.
+    /// not used again; without [`sys::CHECK_FREES`], one into the linear
+    /// map must not point into a hole of it (see [`sys::kmalloc_page_tag`]).
     pub unsafe fn free(&self, ptr: NonNull<u8>) {
         // One read of the page's tag tells a class object, a large
         // allocation and a foreign pointer apart.
-        let tag = sys::page_tag(ptr.as_ptr());
+        // SAFETY: The caller's promise.
+        let tag = unsafe { sys::kmalloc_page_tag(ptr.as_ptr()) };
         if let Some(cache) = self.cache_of(tag) {
             // SAFETY: The caller's promise; the object is in a slab of
             // `cache`, whose tag its page carries.
@@ -347,8 +351,9 @@ mod tests {
 
     /// `kfree()` of what is not a kmalloc allocation of this allocator is
     /// reported and ignored: a SLUB object, a vmalloc, a stack address, a
-    /// page of the page allocator, another cache's object, and a pointer
-    /// into (not at the start of) a large allocation.
+    /// page of the page allocator, another cache's object, a pointer into
+    /// (not at the start of) a large allocation, and a static of this
+    /// module (module memory, outside the linear map).
     #[test]
     fn foreign_kfrees_are_reported_and_ignored() -> Result {
         let km = KBox::pin_init(Kmalloc::new(Kmalloc::class_cache), GFP_KERNEL)?;
@@ -364,12 +369,15 @@ mod tests {
         );
         let (ptrs, page) =
             crate::cache::tests::cache_tests::foreign_pointers(&slub, &vmalloc, &stack)?;
+        static NOT_HEAP: [u8; 64] = [0; 64];
+        let not_heap = core::ptr::NonNull::from(&NOT_HEAP).cast::<u8>();
         let (before, pages) = (REPORTS.load(Relaxed), km.large_pages());
-        for &p in Iterator::chain(ptrs.iter(), [&of_other, &inside]) {
-            // SAFETY: Not an allocation of `km`: what the check catches.
+        for &p in Iterator::chain(ptrs.iter(), [&of_other, &inside, &not_heap]) {
+            // SAFETY: Not an allocation of `km`, and none in a hole of the
+            // linear map: what the check catches.
             unsafe { km.free(p) };
         }
-        assert_eq!(REPORTS.load(Relaxed), before + 6);
+        assert_eq!(REPORTS.load(Relaxed), before + 7);
         assert_eq!(km.large_pages(), pages);
         // SAFETY: Live, freed once each.
         unsafe {

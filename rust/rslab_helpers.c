@@ -404,6 +404,23 @@ unsigned long rslab_page_tag(const void *obj)
 }
 
 /*
+ * rslab_page_tag() with a bounds check of the linear map for
+ * virt_addr_valid() (its pfn_valid() walk of the memory sections is about
+ * 40 instructions, a sixth of a kmalloc alloc+free): vmalloc, stack,
+ * module and kernel-image addresses still give 0, but @obj must not lie in
+ * a hole of the linear map, which has no struct page to read (nor may a
+ * pointer given to SLUB's kfree(), which reads its page unchecked).
+ */
+unsigned long rslab_linear_page_tag(const void *obj)
+{
+	unsigned long addr = (unsigned long)obj;
+
+	if (addr < PAGE_OFFSET || addr >= (unsigned long)high_memory)
+		return 0;
+	return page_folio(virt_to_page(obj))->index;
+}
+
+/*
  * The gfp for an attempt at a higher order than needed: cheap to refuse, as
  * in SLUB's allocate_slab(): no reclaim, no emergency reserves.
  */

@@ -48,6 +48,7 @@ void *rslab_pages_alloc(int nid, gfp_t gfp, unsigned int order);
 void rslab_pages_free(void *addr, unsigned int order);
 void rslab_set_page_tag(void *addr, unsigned long tag);
 unsigned long rslab_page_tag(const void *obj);
+unsigned long rslab_linear_page_tag(const void *obj);
 void rslab_kmemleak_not_leak(const void *ptr);
 void rslab_kmemleak_alloc(const void *ptr, size_t size, gfp_t gfp);
 void rslab_kmemleak_free(const void *ptr);

@@ -84,6 +84,7 @@ extern "C" {
     pub(crate) fn rslab_set_page_private(addr: *mut c_void, meta: *mut c_void);
     pub(crate) fn rslab_set_page_tag(addr: *mut c_void, tag: usize);
     fn rslab_page_tag(obj: *const c_void) -> usize;
+    fn rslab_linear_page_tag(obj: *const c_void) -> usize;
     pub(crate) fn rslab_addr_nid(obj: *const c_void) -> i32;
     pub(crate) fn rslab_head_address(obj: *const c_void) -> *mut c_void;
     pub(crate) fn rslab_on_each_cpu(f: extern "C" fn(*mut c_void), info: *mut c_void) -> i32;
@@ -382,8 +383,8 @@ pub(crate) fn metadata_flags(gfp: bindings::gfp_t) -> Flags {
 /// (`CONFIG_SLAB_FREELIST_HARDENED`, where SLUB checks as much) and on
 /// sanitizer kernels (`CONFIG_KASAN`, the debug flavour). Elsewhere debug
 /// caches (poison, red zone or consistency checks) still check every free,
-/// as SLUB's debug caches do, and kmalloc always does (it finds the class
-/// by the page's tag).
+/// as SLUB's debug caches do, and kmalloc always reads the page's tag (it
+/// finds the class by it; see [`kmalloc_page_tag`]).
 pub(crate) const CHECK_FREES: bool = cfg!(any(CONFIG_SLAB_FREELIST_HARDENED, CONFIG_KASAN));
 
 /// The tag of the pages holding `obj` (see `rslab_set_page_tag()`): a
@@ -393,6 +394,25 @@ pub(crate) fn page_tag(obj: *const u8) -> usize {
     // SAFETY: Any address is accepted; `virt_addr_valid()` is checked
     // before its `struct page` is read.
     unsafe { rslab_page_tag(obj.cast()) }
+}
+
+/// [`page_tag`] for a kmalloc free: where frees are checked
+/// ([`CHECK_FREES`]) the same; elsewhere the pointer is only bounded to
+/// the linear map, as the cache's fast path checks nothing there (SLUB's
+/// `kfree()` reads the page of any pointer).
+///
+/// # Safety
+///
+/// Without [`CHECK_FREES`], `obj` must not point into a hole of the linear
+/// map (memory with no `struct page`); any address outside the linear map
+/// is accepted.
+pub(crate) unsafe fn kmalloc_page_tag(obj: *const u8) -> usize {
+    if CHECK_FREES {
+        return page_tag(obj);
+    }
+    // SAFETY: Outside the linear map the helper reads nothing; inside it,
+    // the caller's promise: `obj` has a `struct page`.
+    unsafe { rslab_linear_page_tag(obj.cast()) }
 }
 
 /// The bits of `gfp` a slab allocation must never be asked for
