@@ -613,14 +613,29 @@ impl Cache {
             if self.take_from_node(nid, &mut one) == 1 {
                 return NonNull::new(one[0]).ok_or(ENOMEM);
             }
-            let slab = self.new_slab(gfp, nid)?;
-            // SAFETY: A new slab is live, on no list, and ours; its node is
-            // `nid` (`__GFP_THISNODE`), but its own word is what counts.
-            unsafe {
-                let nid = slab.as_ref().node();
-                self.node(nid).lock().add(slab);
-            }
+            self.grow(gfp, nid)?;
         }
+    }
+
+    /// Allocates a new slab with `gfp`, preferably on node `nid`, outside
+    /// every lock, and puts it on the lists of the node it is on.
+    fn grow(&self, gfp: bindings::gfp_t, nid: i32) -> Result {
+        let slab = self.new_slab(gfp, nid)?;
+        // SAFETY: A new slab is live, on no list, and ours; it goes on the
+        // lists of the node its pages are on (`__GFP_THISNODE` or not, its
+        // own word is what counts).
+        unsafe {
+            let nid = slab.as_ref().node();
+            self.node(nid).lock().add(slab);
+        }
+        Ok(())
+    }
+
+    /// Every node id, `first` first, then the others in order: the order in
+    /// which refills look for objects.
+    fn nodes_from(&self, first: i32) -> impl Iterator<Item = i32> {
+        let others = (0..self.nodes.len() as i32).filter(move |&n| n != first);
+        Iterator::chain(core::iter::once(first), others)
     }
 
     /// What the kernel's debugging tools are told of an object handed out:
@@ -719,13 +734,8 @@ impl Cache {
                 return Ok(obj);
             }
             // No node has a free object: grow, outside every lock.
-            let slab = self
-                .new_slab(gfp, sys::numa_mem_id())
+            self.grow(gfp, sys::numa_mem_id())
                 .inspect_err(|_| self.events.add(Stat::AllocFailed, 1))?;
-            // SAFETY: A new slab is live, on no list, and ours.
-            let nid = unsafe { slab.as_ref() }.node();
-            // SAFETY: As above; the slab belongs to node `nid`.
-            unsafe { self.node(nid).lock().add(slab) };
         }
     }
 
@@ -738,8 +748,8 @@ impl Cache {
         if sheaf.count == 0 {
             let want = self.capacity.max(1);
             let local = sys::numa_mem_id();
-            let others = (0..self.nodes.len() as i32).filter(|&n| n != local);
-            let (nid, taken) = Iterator::chain(core::iter::once(local), others)
+            let (nid, taken) = self
+                .nodes_from(local)
                 .map(|nid| (nid, self.take_from_node(nid, &mut sheaf.objs[..want])))
                 .find(|&(_, taken)| taken > 0)?;
             sheaf.count = taken;
@@ -1236,9 +1246,8 @@ impl Cache {
     fn take_from_nodes(&self, out: &mut [*mut u8], gfp: bindings::gfp_t) -> Result<usize> {
         let local = sys::numa_mem_id();
         loop {
-            let others = (0..self.nodes.len() as i32).filter(|&n| n != local);
             let mut n = 0;
-            for nid in Iterator::chain(core::iter::once(local), others) {
+            for nid in self.nodes_from(local) {
                 let taken = self.take_from_node(nid, &mut out[n..]);
                 if nid != local {
                     self.events.add(Stat::NodeMismatch, taken as u64);
@@ -1255,13 +1264,8 @@ impl Cache {
                 }
                 return Ok(n);
             }
-            let slab = self
-                .new_slab(gfp, local)
+            self.grow(gfp, local)
                 .inspect_err(|_| self.events.add(Stat::AllocFailed, 1))?;
-            // SAFETY: A new slab is live, on no list, and ours.
-            let nid = unsafe { slab.as_ref() }.node();
-            // SAFETY: As above; the slab belongs to node `nid`.
-            unsafe { self.node(nid).lock().add(slab) };
         }
     }
 
